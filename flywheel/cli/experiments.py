@@ -1,0 +1,5 @@
+"""`flywheel experiments ...` (owned by the experimentation work)."""
+
+import typer
+
+app = typer.Typer(help="Experimentation: assignment, planning, analysis.", no_args_is_help=True)

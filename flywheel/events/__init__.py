@@ -1,0 +1,1 @@
+"""The event backbone: schemas, validation, the topic log and the platform simulator."""
