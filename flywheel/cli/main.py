@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from flywheel import __version__
-from flywheel.cli import experiments, features, log, simulate
+from flywheel.cli import experiments, features, log, pipeline, simulate, stream
 
 app = typer.Typer(
     name="flywheel",
@@ -15,9 +15,11 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 simulate.register(app)
+stream.register(app)
 app.add_typer(log.app, name="log")
 app.add_typer(features.app, name="features")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(pipeline.app, name="pipeline")
 
 
 @app.command()
