@@ -61,4 +61,6 @@ def tail(
     finally:
         log.close()
     for record in records:
-        console.print(f"[dim]{record.partition}:{record.offset}[/] {record.value.decode(errors='replace')}", highlight=False)
+        console.print(
+            f"[dim]{record.partition}:{record.offset}[/] {record.value.decode(errors='replace')}", highlight=False
+        )

@@ -43,10 +43,7 @@ def expand_env(value: Any, *, source: str, location: str = "", env: dict[str, st
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [
-            expand_env(v, source=source, location=f"{location}[{i}]", env=env)
-            for i, v in enumerate(value)
-        ]
+        return [expand_env(v, source=source, location=f"{location}[{i}]", env=env) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:

@@ -109,6 +109,8 @@ class KafkaConsumer:
                     continue
                 raise KafkaLogError(f"consuming {self.topic!r}: {err}")
             partition, offset = msg.partition(), msg.offset()
+            if partition is None or offset is None:
+                continue
             out.append(Record(self.topic, partition, offset, msg.key(), msg.value() or b"", msg.timestamp()[1]))
             self._positions[partition] = offset + 1
         return out
@@ -155,7 +157,13 @@ class KafkaEventLog:
 
     def create_topic(self, name: str, partitions: int | None = None) -> None:
         futures = self._admin.create_topics(
-            [NewTopic(name, num_partitions=partitions or self.partitions, replication_factor=self.config.replication_factor)]
+            [
+                NewTopic(
+                    name,
+                    num_partitions=partitions or self.partitions,
+                    replication_factor=self.config.replication_factor,
+                )
+            ]
         )
         for future in futures.values():
             try:
@@ -185,9 +193,7 @@ class KafkaEventLog:
         count = self.topic_partitions(topic)
         probe = _KafkaConsumer({"bootstrap.servers": self.config.bootstrap_servers, "group.id": "flywheel-offsets"})
         try:
-            return {
-                p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(count)
-            }
+            return {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(count)}
         finally:
             probe.close()
 

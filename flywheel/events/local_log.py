@@ -263,7 +263,9 @@ class _PartitionReader:
             while len(out) < max_records and pos < size:
                 fh.seek(pos)
                 chunk = fh.read(max(READ_CHUNK, 0))
-                frames, end, damaged = decode_frames(chunk, 0, max_records - len(out) + (offset - at_offset if at_offset < offset else 0))
+                frames, end, damaged = decode_frames(
+                    chunk, 0, max_records - len(out) + (offset - at_offset if at_offset < offset else 0)
+                )
                 if end == 0 and not damaged and len(chunk) == READ_CHUNK:
                     length = _HEADER.unpack_from(chunk, 0)[0]
                     fh.seek(pos)

@@ -49,6 +49,8 @@ def parse_schema_text(text: str) -> EventSchema:
     """Parse the text of an ``.avsc`` file into an :class:`EventSchema`."""
     raw = json.loads(text)
     parsed = fastavro.parse_schema(json.loads(text), _write_hint=False)
+    if not isinstance(parsed, dict):
+        raise ValueError("an event schema must be an Avro record")
     return EventSchema(version=int(raw["x-version"]), raw=raw, parsed=parsed)
 
 

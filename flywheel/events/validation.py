@@ -26,9 +26,18 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 #: Event types that concern one piece of content and so need ``content_id``.
 CONTENT_EVENT_TYPES = frozenset(
     {
-        "playback.started", "playback.paused", "playback.seeked", "playback.buffering",
-        "playback.completed", "playback.stopped", "impression", "click", "like", "save",
-        "share", "add_to_list",
+        "playback.started",
+        "playback.paused",
+        "playback.seeked",
+        "playback.buffering",
+        "playback.completed",
+        "playback.stopped",
+        "impression",
+        "click",
+        "like",
+        "save",
+        "share",
+        "add_to_list",
     }
 )
 #: Event types that report time watched and so need ``watch_seconds``.
@@ -36,10 +45,22 @@ WATCH_EVENT_TYPES = frozenset({"playback.stopped", "playback.completed", "playba
 
 #: Every rejection code the validator can return.
 REJECTION_CODES = (
-    "malformed_json", "not_an_object", "missing_field", "wrong_type", "unknown_field",
-    "invalid_enum", "unknown_schema_version", "unknown_event_type", "invalid_uuid",
-    "negative_value", "out_of_range", "future_timestamp", "implausible_timestamp",
-    "missing_content_id", "missing_watch_seconds", "missing_query",
+    "malformed_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "unknown_field",
+    "invalid_enum",
+    "unknown_schema_version",
+    "unknown_event_type",
+    "invalid_uuid",
+    "negative_value",
+    "out_of_range",
+    "future_timestamp",
+    "implausible_timestamp",
+    "missing_content_id",
+    "missing_watch_seconds",
+    "missing_query",
 )
 
 
@@ -230,14 +251,28 @@ class EventValidator:
     def validate(self, obj: Any, *, now_ms: int) -> ValidationResult:
         """Validate a decoded event. Never raises."""
         if not isinstance(obj, dict):
-            return ValidationResult(None, (Rejection("not_an_object", "", f"an event must be a JSON object, got {_type_name(obj)}"),))
+            return ValidationResult(
+                None, (Rejection("not_an_object", "", f"an event must be a JSON object, got {_type_name(obj)}"),)
+            )
         version = obj.get("schema_version")
         if not isinstance(version, int) or isinstance(version, bool):
             code = "missing_field" if version is None else "wrong_type"
-            return ValidationResult(None, (Rejection(code, "schema_version", f"'schema_version' must be an integer, got {_type_name(version)}"),))
+            return ValidationResult(
+                None,
+                (Rejection(code, "schema_version", f"'schema_version' must be an integer, got {_type_name(version)}"),),
+            )
         entry = self._checkers.get(version)
         if entry is None:
-            return ValidationResult(None, (Rejection("unknown_schema_version", "schema_version", f"schema version {version} is unknown (known: {sorted(self._checkers)})"),))
+            return ValidationResult(
+                None,
+                (
+                    Rejection(
+                        "unknown_schema_version",
+                        "schema_version",
+                        f"schema version {version} is unknown (known: {sorted(self._checkers)})",
+                    ),
+                ),
+            )
         schema, checker = entry
         out: list[Rejection] = []
         checker(obj, "", out)
@@ -248,12 +283,25 @@ class EventValidator:
     def _semantic(self, obj: dict[str, Any], schema: EventSchema, now_ms: int, out: list[Rejection]) -> None:
         event_type = obj["event_type"]
         if event_type not in schema.event_types:
-            out.append(Rejection("unknown_event_type", "event_type", f"event type {event_type!r} is unknown to schema v{schema.version}"))
+            out.append(
+                Rejection(
+                    "unknown_event_type",
+                    "event_type",
+                    f"event type {event_type!r} is unknown to schema v{schema.version}",
+                )
+            )
         if not _UUID.match(obj["event_id"]):
             out.append(Rejection("invalid_uuid", "event_id", f"'event_id' {obj['event_id']!r} is not a UUID"))
         ts = obj["timestamp_ms"]
         if ts > now_ms + self.rules.max_clock_skew_ms:
-            out.append(Rejection("future_timestamp", "timestamp_ms", f"'timestamp_ms' is {(ts - now_ms) / 1000:.0f} s ahead of the receiver, beyond the allowed clock skew of {self.rules.max_clock_skew_ms / 1000:.0f} s"))
+            out.append(
+                Rejection(
+                    "future_timestamp",
+                    "timestamp_ms",
+                    f"'timestamp_ms' is {(ts - now_ms) / 1000:.0f} s ahead of the receiver, beyond the "
+                    f"allowed clock skew of {self.rules.max_clock_skew_ms / 1000:.0f} s",
+                )
+            )
         elif ts < EARLIEST_PLAUSIBLE_MS:
             out.append(Rejection("implausible_timestamp", "timestamp_ms", f"'timestamp_ms' {ts} is before 2000-01-01"))
         if event_type in CONTENT_EVENT_TYPES and not obj.get("content_id"):
@@ -263,11 +311,21 @@ class EventValidator:
         watch = obj.get("watch_seconds")
         if watch is None:
             if event_type in WATCH_EVENT_TYPES:
-                out.append(Rejection("missing_watch_seconds", "watch_seconds", f"a {event_type} event needs 'watch_seconds'"))
+                out.append(
+                    Rejection("missing_watch_seconds", "watch_seconds", f"a {event_type} event needs 'watch_seconds'")
+                )
         elif watch < 0:
-            out.append(Rejection("negative_value", "watch_seconds", f"'watch_seconds' is {watch}, it cannot be negative"))
+            out.append(
+                Rejection("negative_value", "watch_seconds", f"'watch_seconds' is {watch}, it cannot be negative")
+            )
         elif watch > self.rules.max_watch_seconds:
-            out.append(Rejection("out_of_range", "watch_seconds", f"'watch_seconds' is {watch}, above the limit of {self.rules.max_watch_seconds:g}"))
+            out.append(
+                Rejection(
+                    "out_of_range",
+                    "watch_seconds",
+                    f"'watch_seconds' is {watch}, above the limit of {self.rules.max_watch_seconds:g}",
+                )
+            )
         for name in ("position_seconds", "duration_seconds", "rating"):
             value = obj.get(name)
             if value is not None and value < 0:
@@ -276,7 +334,13 @@ class EventValidator:
         for name in ("row", "position"):
             value = context.get(name)
             if value is not None and value < 0:
-                out.append(Rejection("negative_value", f"context.{name}", f"'context.{name}' is {value}, it cannot be below 0"))
+                out.append(
+                    Rejection("negative_value", f"context.{name}", f"'context.{name}' is {value}, it cannot be below 0")
+                )
         propensity = context.get("propensity")
         if propensity is not None and not 0.0 < propensity <= 1.0:
-            out.append(Rejection("out_of_range", "context.propensity", f"'context.propensity' is {propensity}, it must be in (0, 1]"))
+            out.append(
+                Rejection(
+                    "out_of_range", "context.propensity", f"'context.propensity' is {propensity}, it must be in (0, 1]"
+                )
+            )

@@ -127,7 +127,9 @@ def test_a_corrupted_tail_checksum_stops_the_reader(tmp_path: Path) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(cut=st.integers(min_value=0, max_value=400))
-def test_any_truncation_point_yields_a_prefix_of_whole_records(tmp_path_factory: pytest.TempPathFactory, cut: int) -> None:
+def test_any_truncation_point_yields_a_prefix_of_whole_records(
+    tmp_path_factory: pytest.TempPathFactory, cut: int
+) -> None:
     root = tmp_path_factory.mktemp("torn")
     log = LocalEventLog(root, partitions=1)
     values = [f"record-{i:03d}".encode() * (1 + i % 3) for i in range(12)]
@@ -148,7 +150,8 @@ def test_a_second_writer_process_is_refused(tmp_path: Path) -> None:
 
     code = (
         "from flywheel.events.local_log import LocalEventLog, LogError\n"
-        f"try:\n    LocalEventLog({str(tmp_path)!r}).producer('events')\nexcept LogError as e:\n    print('refused', e)\n"
+        f"try:\n    LocalEventLog({str(tmp_path)!r}).producer('events')\n"
+        "except LogError as e:\n    print('refused', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "refused" in out and "another process" in out

@@ -58,11 +58,18 @@ def test_new_event_types_are_forward_incompatible() -> None:
 
 def test_v1_records_resolve_into_v2_with_defaults() -> None:
     record = {
-        "event_id": "6f1c2a1e-0000-4000-8000-000000000001", "event_type": "click", "schema_version": 1,
-        "timestamp_ms": 1_700_000_000_000, "user_id": "u1", "session_id": "s1", "content_id": "c1",
+        "event_id": "6f1c2a1e-0000-4000-8000-000000000001",
+        "event_type": "click",
+        "schema_version": 1,
+        "timestamp_ms": 1_700_000_000_000,
+        "user_id": "u1",
+        "session_id": "s1",
+        "content_id": "c1",
         "device": {"type": "tv", "os": "tizen", "app_version": "1.0", "device_id": None},
         "context": {"page": "home", "row": 0, "position": 3, "algorithm": None, "experiment_id": None, "variant": None},
-        "watch_seconds": None, "position_seconds": None, "query": None,
+        "watch_seconds": None,
+        "position_seconds": None,
+        "query": None,
     }
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, schemas()[1].parsed, record)

@@ -26,8 +26,15 @@ def good_event(**overrides: Any) -> dict[str, Any]:
         "session_id": "s-1",
         "content_id": "c000042",
         "device": {"type": "tv", "os": "tizen", "app_version": "5.1.0", "device_id": "d1", "household_id": "h1"},
-        "context": {"page": "home", "row": 1, "position": 4, "algorithm": "two_tower", "experiment_id": None,
-                    "variant": None, "propensity": 0.2},
+        "context": {
+            "page": "home",
+            "row": 1,
+            "position": 4,
+            "algorithm": "two_tower",
+            "experiment_id": None,
+            "variant": None,
+            "propensity": 0.2,
+        },
         "watch_seconds": 1260.0,
         "position_seconds": 1260.0,
         "query": None,
@@ -76,7 +83,11 @@ def test_a_v1_event_is_validated_against_v1() -> None:
         (orjson.dumps(good_event(content_id=None)), "missing_content_id", "content_id"),
         (orjson.dumps(good_event(watch_seconds=None)), "missing_watch_seconds", "watch_seconds"),
         (orjson.dumps(good_event(event_type="search", content_id=None, query="")), "missing_query", "query"),
-        (orjson.dumps(good_event(device={"type": "fridge", "os": "x", "app_version": "1"})), "invalid_enum", "device.type"),
+        (
+            orjson.dumps(good_event(device={"type": "fridge", "os": "x", "app_version": "1"})),
+            "invalid_enum",
+            "device.type",
+        ),
         (orjson.dumps(good_event(surprise=1)), "unknown_field", "surprise"),
     ],
 )
@@ -93,7 +104,10 @@ def test_missing_required_fields_are_each_named() -> None:
     del event["user_id"]
     del event["session_id"]
     result = VALIDATOR.validate(event, now_ms=NOW)
-    assert {(r.code, r.field) for r in result.rejections} == {("missing_field", "user_id"), ("missing_field", "session_id")}
+    assert {(r.code, r.field) for r in result.rejections} == {
+        ("missing_field", "user_id"),
+        ("missing_field", "session_id"),
+    }
 
 
 def test_negative_position_in_context() -> None:
