@@ -140,7 +140,9 @@ class SimulatedExperiment(Section):
     id: str = Field(min_length=1)
     """Experiment id, written to ``context.experiment_id``."""
     start: float = Field(default=0.0, ge=0)
-    """Start, in days from the simulation start; before it events carry no experiment context."""
+    """Start, in days from the simulation start. Sessions that begin from then on carry the
+    experiment context and get the lifts; earlier sessions are the pre-period (no context).
+    An event carries one experiment: the first listed that is running when its session begins."""
     variants: dict[str, float] = {"control": 0.5, "treatment": 0.5}
     """Variant names and their traffic weights (normalised to sum to 1)."""
     click_lift: dict[str, float] = {}
@@ -190,13 +192,13 @@ class SimulatorConfig(Section):
     """Exponent of the examination probability (1 / (1 + position)) ** bias; 0 = no bias."""
     row_decay: float = Field(default=0.85, gt=0, le=1)
     """Examination multiplier per row further down the page."""
-    max_click_probability: float = Field(default=0.35, gt=0, le=1)
+    max_click_probability: float = Field(default=0.5, gt=0, le=1)
     """Click probability of a fully examined item of affinity 1."""
     play_after_click: float = Field(default=0.85, ge=0, le=1)
     """Probability that a click starts playback."""
     search_rate: float = Field(default=0.25, ge=0, le=1)
     """Probability that a session starts with a search."""
-    batch_sessions: int = Field(default=1500, ge=1)
+    batch_sessions: int = Field(default=500, ge=1)
     """Sessions generated per vectorised batch (changes the bytes; keep it fixed for determinism)."""
     scenarios: ScenariosConfig = ScenariosConfig()
     """Scenario switches."""
