@@ -1,0 +1,74 @@
+"""The dataflow over Kafka (a real Kafka-protocol broker) gives what it gives over the local log."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+from bytewax.testing import run_main
+
+from flywheel.config.models import FlywheelConfig
+from flywheel.config.streaming import StreamingConfig
+from flywheel.events.kafka_log import KafkaEventLog
+from flywheel.events.simulator import simulate
+from monitoring.metrics import REGISTRY
+from streaming.dataflow import build_flow
+from streaming.settings import settings_from_config
+from streaming.sinks import read_feature_table
+from streaming.sources import check_kafka
+from tests.integration.streaming.helpers import write_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _run(config: FlywheelConfig, folder: Path) -> tuple[dict, dict]:
+    streaming = StreamingConfig(
+        recovery=False, report_path=folder / "report.json", features_table=folder / "features.sqlite"
+    )
+    run_main(build_flow(settings_from_config(config, streaming=streaming, as_of_end_ms=2_000_000_000_000)))
+    return orjson.loads((folder / "report.json").read_bytes()), read_feature_table(folder / "features.sqlite")
+
+
+def test_the_dataflow_over_kafka_equals_the_local_run(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from flywheel.config import load_config
+
+    local = load_config(write_config(tmp_path / "local", users=150, partitions=4))
+    suffix = uuid.uuid4().hex[:8]
+    topics = local.event_log.topics.model_copy(
+        update={"events": f"events-{suffix}", "dlq": f"events-{suffix}.dlq", "late": f"events-{suffix}.late"}
+    )
+    kafka = local.model_copy(
+        update={
+            "event_log": local.event_log.model_copy(
+                update={
+                    "backend": "kafka",
+                    "topics": topics,
+                    "kafka": local.event_log.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap}),
+                }
+            )
+        }
+    )
+    log = KafkaEventLog(kafka.event_log.kafka, partitions=4)
+    for name in (topics.events, topics.dlq, topics.late):
+        log.create_topic(name, 4)
+    written = simulate(kafka, log=log, ground_truth=False).events_written
+    assert simulate(local, ground_truth=False).events_written == written
+    check_kafka(kafka.event_log.kafka.bootstrap_servers, topics.events, timeout_s=10)
+
+    kafka_report, kafka_features = _run(kafka, tmp_path / "kafka")
+    local_report, local_features = _run(local, tmp_path / "local")
+    assert kafka_report["received"] == written
+    assert kafka_report == local_report
+    assert kafka_features == local_features
+    lags = [
+        REGISTRY.get_sample_value("flywheel_stream_consumer_lag_events", {"topic": topics.events, "partition": str(p)})
+        for p in range(4)
+    ]
+    assert any(lag is not None for lag in lags), "the Kafka source exported no lag"
+
+
+def test_check_kafka_fails_fast_without_a_broker() -> None:
+    with pytest.raises(RuntimeError, match="not reachable"):
+        check_kafka("127.0.0.1:1", "events", timeout_s=1)

@@ -1,0 +1,92 @@
+"""The per-partition step: every record is processed, dead-lettered, late or a duplicate."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+
+from flywheel.events.validation import EventValidator
+from flywheel.features import formulas as f
+from flywheel.stream.features import FeatureContext
+from flywheel.stream.processor import PartitionState, StreamRules, emit_users, process_record
+from flywheel.stream.records import raw_payload
+from tests.unit.stream.events import MIN, T0, event, record
+
+RULES = StreamRules(session_gap_ms=30 * MIN, allowed_lateness_ms=10 * MIN, dedup_horizon_ms=60 * MIN)
+CTX = FeatureContext(vocab=f.GenreVocabulary(("drama",)), allowed_lateness_ms=10 * MIN)
+
+
+def _run(records: list) -> tuple[PartitionState, list]:
+    state = PartitionState.empty(RULES)
+    out: list = []
+    validator = EventValidator()
+    for rec in records:
+        process_record(state, rec, validator=validator, rules=RULES, ctx=CTX, out=out)
+    return state, out
+
+
+def test_each_kind_of_bad_input_lands_in_the_dlq_with_its_own_reason() -> None:
+    good = event("playback.stopped", T0, watch=10.0)
+    wrong_type = {**good, "timestamp_ms": "yesterday"}
+    unknown_type = {**good, "event_type": "teleport"}
+    missing = {k: v for k, v in good.items() if k != "user_id"}
+    future = {**good, "timestamp_ms": T0 + 301_000}
+    negative_watch = {**good, "watch_seconds": -1.0}
+    negative_position = {**good, "context": {**good["context"], "position": -1}}
+    payloads = [
+        b'{"event_id": "abc", "event_ty',
+        wrong_type, unknown_type, missing, future, negative_watch, negative_position, b"\xff\xfe",
+    ]
+    raw = [p if isinstance(p, bytes) else orjson.dumps(p) for p in payloads]
+    records = [record(p, i, received_ms=T0) for i, p in enumerate(raw)]
+    state, out = _run(records)
+    assert [item[0] for item in out] == ["dlq"] * 8
+    letters = [orjson.loads(item[2]) for item in out]
+    assert [letter["code"] for letter in letters] == [
+        "malformed_json", "wrong_type", "unknown_event_type", "missing_field", "future_timestamp",
+        "negative_value", "negative_value", "malformed_json",
+    ]
+    assert [letter["fields"][0] for letter in letters][4:7] == ["timestamp_ms", "watch_seconds", "context.position"]
+    assert letters[0]["payload"] == '{"event_id": "abc", "event_ty'
+    assert letters[7]["payload_b64"] == base64.b64encode(b"\xff\xfe").decode()
+    assert raw_payload(letters[7]) == b"\xff\xfe"
+    assert [(x["topic"], x["partition"], x["offset"], x["received_ms"]) for x in letters][:2] == [
+        ("events", 0, 0, T0), ("events", 0, 1, T0),
+    ]
+    assert state.counts.to_dict()["dlq_by_code"] == {
+        "future_timestamp": 1, "malformed_json": 2, "missing_field": 1, "negative_value": 2,
+        "unknown_event_type": 1, "wrong_type": 1,
+    }
+    assert state.counts.received == 8 and state.counts.balanced
+
+
+def test_duplicates_late_events_and_reconciliation() -> None:
+    first = event("playback.started", T0 + 60 * MIN)
+    events = [
+        first,
+        {**first},  # duplicate
+        event("impression", T0 + 55 * MIN),  # 5 min behind: late but allowed
+        event("impression", T0 + 40 * MIN),  # 20 min behind: too late
+        event("playback.stopped", T0 + 61 * MIN, watch=50.0, position_s=50.0),
+    ]
+    state, out = _run([record(e, i) for i, e in enumerate(events)])
+    assert state.counts.to_dict() == {
+        "received": 5, "processed": 3, "dlq": 0, "dlq_by_code": {}, "late": 1, "duplicates": 1,
+        "late_allowed": 1, "balanced": True,
+    }
+    late = [orjson.loads(item[2]) for item in out if item[0] == "late"]
+    assert len(late) == 1
+    assert late[0]["timestamp_ms"] == T0 + 40 * MIN
+    assert late[0]["watermark_ms"] == T0 + 50 * MIN
+    assert late[0]["offset"] == 3
+    assert [item[1:4] for item in out if item[0] == "content"] == [
+        ("c1", T0 + 60 * MIN, "playback.started"), ("c1", T0 + 55 * MIN, "impression"),
+        ("c1", T0 + 61 * MIN, "playback.stopped"),
+    ]
+    (row,) = emit_users(state, CTX)
+    assert row["event_timestamp"] == T0 + 61 * MIN + 1
+    assert row["user_total_watch_hours_7d"] == 50.0 / 3600
+    assert row["user_plays_1h"] == 1
+    assert row["user_avg_session_length_30d"] == 6 * 60.0  # 55 -> 61 min, the open session
+    assert emit_users(state, CTX) == []  # nothing changed since
