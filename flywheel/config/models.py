@@ -9,7 +9,10 @@ from pydantic import Field
 
 from flywheel.config.base import Section
 from flywheel.config.experiments import ExperimentsConfig
+from flywheel.config.features import FeaturesConfig
 from flywheel.config.simulator import SimulatorConfig
+from flywheel.config.streaming import StreamingConfig
+from flywheel.config.training import TrainingConfig
 
 
 class TopicsConfig(Section):
@@ -80,5 +83,11 @@ class FlywheelConfig(Section):
     """Event validation rules."""
     simulator: SimulatorConfig = SimulatorConfig()
     """The platform simulator."""
+    features: FeaturesConfig = FeaturesConfig()
+    """The feature platform: Feast repo, stores, batch job, serving read path."""
+    streaming: StreamingConfig = StreamingConfig()
+    """The streaming features dataflow (Bytewax): lateness, dedup, recovery, metrics."""
+    training: TrainingConfig = TrainingConfig()
+    """Models, training, evaluation gates and the MLflow registry."""
     experiments: ExperimentsConfig = ExperimentsConfig()
     """The experimentation platform."""
