@@ -226,6 +226,75 @@ def _compile_record(record: dict[str, Any]) -> Checker:
     return check_record
 
 
+_MISSING = object()
+
+
+def _generate_fast_check(record: dict[str, Any]) -> Callable[[Any], bool]:
+    """Generate straight-line Python that answers "does this pass the schema?" without reasons.
+
+    Most events are valid, so the validator first runs this generated check (no closures, no
+    paths, no allocations) and only walks the schema with :func:`_compile_record` to collect
+    reasons when it fails. It must never be more lenient than the walk; a property test holds
+    the two to the same answer.
+    """
+    constants: dict[str, Any] = {"_MISSING": _MISSING}
+    functions: list[str] = []
+
+    def constant(value: Any) -> str:
+        name = f"_C{len(constants)}"
+        constants[name] = value
+        return name
+
+    def expression(avro_type: Any, var: str) -> str:
+        if isinstance(avro_type, list):
+            return "(" + " or ".join(expression(t, var) for t in avro_type) + ")"
+        if isinstance(avro_type, dict):
+            kind = avro_type["type"]
+            if kind == "record":
+                return f"{function(avro_type)}({var})"
+            if kind == "enum":
+                return f"(type({var}) is str and {var} in {constant(frozenset(avro_type['symbols']))})"
+            return expression(kind, var)
+        return {
+            "string": f"type({var}) is str",
+            "int": f"(type({var}) is int and {INT32_MIN} <= {var} <= {INT32_MAX})",
+            "long": f"(type({var}) is int and {-(2**63)} <= {var} < {2**63})",
+            "double": f"(type({var}) is int or (type({var}) is float and {var} - {var} == 0.0))",
+            "float": f"(type({var}) is int or (type({var}) is float and {var} - {var} == 0.0))",
+            "boolean": f"type({var}) is bool",
+            "null": f"{var} is None",
+        }[avro_type]
+
+    def function(avro_record: dict[str, Any]) -> str:
+        name = f"_check_{len(functions)}"
+        functions.append("")  # reserve the slot so nested records get later numbers
+        slot = len(functions) - 1
+        known = constant(frozenset(f["name"] for f in avro_record["fields"]))
+        body = [
+            f"def {name}(o):",
+            f"    if type(o) is not dict or not {known}.issuperset(o):",
+            "        return False",
+        ]
+        for i, field in enumerate(avro_record["fields"]):
+            var = f"v{i}"
+            body.append(f"    {var} = o.get({field['name']!r}, _MISSING)")
+            check = expression(field["type"], var)
+            if "default" in field:
+                body.append(f"    if {var} is not _MISSING and not {check}:")
+            else:
+                body.append(f"    if {var} is _MISSING or not {check}:")
+            body.append("        return False")
+        body.append("    return True")
+        functions[slot] = "\n".join(body)
+        return name
+
+    entry = function(record)
+    namespace = dict(constants)
+    exec("\n\n".join(functions), namespace)  # noqa: S102 - code generated from our own schema
+    check: Callable[[Any], bool] = namespace[entry]
+    return check
+
+
 class EventValidator:
     """Validates events against the schema version each declares, plus the semantic rules."""
 
@@ -233,6 +302,9 @@ class EventValidator:
         self.rules = rules or ValidationRules()
         self._checkers: dict[int, tuple[EventSchema, Checker]] = {
             version: (schema, _compile_record(schema.parsed)) for version, schema in schemas().items()
+        }
+        self._fast: dict[int, Callable[[Any], bool]] = {
+            version: _generate_fast_check(schema.parsed) for version, schema in schemas().items()
         }
 
     def validate_bytes(self, payload: bytes | str, *, now_ms: int) -> ValidationResult:
@@ -275,7 +347,8 @@ class EventValidator:
             )
         schema, checker = entry
         out: list[Rejection] = []
-        checker(obj, "", out)
+        if not self._fast[version](obj):
+            checker(obj, "", out)
         if not out:
             self._semantic(obj, schema, now_ms, out)
         return ValidationResult(None if out else obj, tuple(out))

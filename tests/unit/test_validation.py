@@ -158,3 +158,25 @@ def test_nested_values_never_crash(field: str, key: str, value: Any) -> None:
     event[field] = {**event[field], key: value}
     result = VALIDATOR.validate(event, now_ms=NOW)
     assert result.ok or all(r.code in REJECTION_CODES for r in result.rejections)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    field=st.sampled_from(sorted(good_event())),
+    nested=st.sampled_from(["", "device", "context"]),
+    key=st.text(max_size=10),
+    value=json_values,
+)
+def test_the_generated_fast_check_agrees_with_the_schema_walk(field: str, nested: str, key: str, value: Any) -> None:
+    from flywheel.events.schema import schemas
+    from flywheel.events.validation import _compile_record, _generate_fast_check
+
+    event = copy.deepcopy(good_event())
+    if nested:
+        event[nested] = {**event[nested], key: value}
+    else:
+        event[field] = value
+    parsed = schemas()[2].parsed
+    walk: list = []
+    _compile_record(parsed)(event, "", walk)
+    assert _generate_fast_check(parsed)(event) == (not walk)
