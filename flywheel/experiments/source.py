@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-import orjson
 import pandas as pd
 
 from flywheel.events.log import EventLog
+from flywheel.events.validation import EventValidator
 from flywheel.experiments.metrics import events_frame
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 
 def _decoded(log: EventLog, topic: str, batch: int) -> Iterator[dict[str, Any]]:
+    validator = EventValidator()
     ends = log.end_offsets(topic)
     consumer = log.consumer(topic, f"flywheel-experiments-{uuid.uuid4().hex[:12]}")
     try:
@@ -35,10 +36,10 @@ def _decoded(log: EventLog, topic: str, batch: int) -> Iterator[dict[str, Any]]:
                 return
             for record in records:
                 if record.offset < ends.get(record.partition, 0):
-                    try:
-                        yield orjson.loads(record.value)
-                    except orjson.JSONDecodeError:
-                        continue  # the validator routes malformed payloads to the DLQ
+                    # invalid events belong to the dead-letter topic, not to any metric
+                    result = validator.validate_bytes(record.value, now_ms=record.timestamp_ms)
+                    if result.event is not None:
+                        yield result.event
     finally:
         consumer.close()
 
