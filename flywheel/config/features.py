@@ -9,26 +9,29 @@ from pydantic import Field
 
 from flywheel.config.base import Section
 
-#: The genre vocabulary of the genre vectors; genres outside it count in a last "other" slot.
+#: The genre vocabulary of the genre vectors (the platform catalog's genres: video, music, podcasts);
+#: genres outside it count in a last "other" slot.
 DEFAULT_GENRES: tuple[str, ...] = (
     "action",
-    "animation",
     "comedy",
-    "crime",
-    "documentary",
     "drama",
-    "family",
-    "fantasy",
-    "horror",
-    "kids",
-    "music",
-    "news",
-    "podcast",
-    "reality",
-    "romance",
-    "scifi",
-    "sports",
     "thriller",
+    "horror",
+    "romance",
+    "sci_fi",
+    "documentary",
+    "animation",
+    "crime",
+    "pop",
+    "rock",
+    "hip_hop",
+    "electronic",
+    "jazz",
+    "classical",
+    "news",
+    "true_crime",
+    "technology",
+    "history",
 )
 
 
@@ -57,7 +60,7 @@ class FeaturesConfig(Section):
     """The long trailing window (the `_30d` features, affinities, completion, rating)."""
     skip_threshold_seconds: float = Field(default=30.0, gt=0)
     """A play stopped before this playhead position counts as a skip."""
-    label_window_minutes: float = Field(default=30.0, gt=0)
+    label_window_minutes: float = Field(default=240.0, gt=0)
     """How long after an impression a click, watch, like or add-to-list is credited to it."""
     genres: tuple[str, ...] = DEFAULT_GENRES
     """Genre vocabulary of the genre vectors (an `other` slot is appended)."""
