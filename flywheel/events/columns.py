@@ -12,23 +12,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-#: Event types of schema v2, in code order.
-EVENT_TYPES: tuple[str, ...] = (
-    "playback.started",
-    "playback.paused",
-    "playback.seeked",
-    "playback.buffering",
-    "playback.completed",
-    "playback.stopped",
-    "impression",
-    "click",
-    "scroll",
-    "search",
-    "like",
-    "save",
-    "share",
-    "add_to_list",
-)
+from flywheel.events.schema import get_schema
+
+#: Event types of the latest schema, in the schema file's order (the codes of the columns).
+EVENT_TYPES: tuple[str, ...] = tuple(get_schema().raw["x-event-types"])
 CODE = {name: i for i, name in enumerate(EVENT_TYPES)}
 PAGES: tuple[str, ...] = ("home", "search")
 ALGORITHMS: tuple[str, ...] = ("personalized", "trending", "new_arrivals", "search")
