@@ -265,25 +265,31 @@ def _generate_fast_check(record: dict[str, Any]) -> Callable[[Any], bool]:
             "null": f"{var} is None",
         }[avro_type]
 
+    def statements(avro_record: dict[str, Any], obj: str, body: list[str], indent: str) -> None:
+        """Checks of one record as statements; nested records are inlined (no call per event)."""
+        known = constant(frozenset(f["name"] for f in avro_record["fields"]))
+        body += [f"{indent}if type({obj}) is not dict or not {known}.issuperset({obj}):", f"{indent}    return False"]
+        for field in avro_record["fields"]:
+            var = f"v{len(body)}"
+            body.append(f"{indent}{var} = {obj}.get({field['name']!r}, _MISSING)")
+            field_type = field["type"]
+            if isinstance(field_type, dict) and field_type["type"] == "record" and "default" not in field:
+                body += [f"{indent}if {var} is _MISSING:", f"{indent}    return False"]
+                statements(field_type, var, body, indent)
+                continue
+            check = expression(field_type, var)
+            if "default" in field:
+                body.append(f"{indent}if {var} is not _MISSING and not {check}:")
+            else:
+                body.append(f"{indent}if {var} is _MISSING or not {check}:")
+            body.append(f"{indent}    return False")
+
     def function(avro_record: dict[str, Any]) -> str:
         name = f"_check_{len(functions)}"
-        functions.append("")  # reserve the slot so nested records get later numbers
+        functions.append("")  # reserve the slot so records nested in unions get later numbers
         slot = len(functions) - 1
-        known = constant(frozenset(f["name"] for f in avro_record["fields"]))
-        body = [
-            f"def {name}(o):",
-            f"    if type(o) is not dict or not {known}.issuperset(o):",
-            "        return False",
-        ]
-        for i, field in enumerate(avro_record["fields"]):
-            var = f"v{i}"
-            body.append(f"    {var} = o.get({field['name']!r}, _MISSING)")
-            check = expression(field["type"], var)
-            if "default" in field:
-                body.append(f"    if {var} is not _MISSING and not {check}:")
-            else:
-                body.append(f"    if {var} is _MISSING or not {check}:")
-            body.append("        return False")
+        body = [f"def {name}(o):"]
+        statements(avro_record, "o", body, "    ")
         body.append("    return True")
         functions[slot] = "\n".join(body)
         return name

@@ -31,6 +31,9 @@ PLAY_STOP = "playback.stopped"
 WATCH_EVENTS = frozenset({"playback.stopped", "playback.completed", "playback.paused"})
 #: Events that end a play (the denominator of the skip rate).
 PLAY_END_EVENTS = frozenset({PLAY_STOP, PLAY_COMPLETE})
+#: Event types whose :func:`user_event_delta` can be non-zero; any other event (impressions,
+#: clicks, likes, ...) contributes the zero state, so incremental folds may skip them.
+USER_STATE_EVENTS = WATCH_EVENTS | PLAY_END_EVENTS | frozenset({PLAY_START, "search"})
 #: Device types of the event schema, in the order that breaks preference ties.
 DEVICE_TYPES: tuple[str, ...] = ("tv", "mobile", "tablet", "web", "console", "other")
 #: Time-of-day slots (UTC hours): night 0-6, morning 6-12, afternoon 12-18, evening 18-24.

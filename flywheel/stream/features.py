@@ -80,13 +80,13 @@ def fold_user_event(agg: UserAggregate, event: Mapping[str, Any], ctx: FeatureCo
     """Add one accepted event to its user's state (sessions are folded by the caller)."""
     ts = event["timestamp_ms"]
     bucket = f.bucket_of(ts)
-    delta = f.user_event_delta(event, ctx.catalog, ctx.vocab, skip_threshold_seconds=ctx.skip_threshold_seconds)
-    current = agg.buckets.get(bucket)
-    if current is None:
-        agg.buckets[bucket] = delta
-    elif delta != ctx.no_user_change:  # most events (impressions) add nothing: skip the merge
-        agg.buckets[bucket] = f.merge_user(current, delta)
     kind = event["event_type"]
+    if kind in f.USER_STATE_EVENTS:
+        delta = f.user_event_delta(event, ctx.catalog, ctx.vocab, skip_threshold_seconds=ctx.skip_threshold_seconds)
+        current = agg.buckets.get(bucket)
+        agg.buckets[bucket] = delta if current is None else f.merge_user(current, delta)
+    elif bucket not in agg.buckets:  # most events (impressions) add nothing: no delta, no merge
+        agg.buckets[bucket] = ctx.no_user_change
     if kind == f.PLAY_START:
         agg.recent_plays.add(ts)
     elif kind in f.WATCH_EVENTS:

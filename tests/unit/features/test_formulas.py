@@ -157,3 +157,16 @@ def test_snapshot_buckets_stop_at_the_cutoff() -> None:
     assert f.snapshot_buckets(10, 12, cutoff_ms=14 * D + 5, long_window_days=30) == range(10, 15)
     assert f.snapshot_time_ms(14, 14 * D + 5) == 14 * D + 5
     assert f.snapshot_time_ms(13, 14 * D + 5) == 14 * D
+
+
+def test_only_user_state_events_change_the_user_state() -> None:
+    """Incremental folds skip the other event types, so their delta must be the zero state."""
+    from flywheel.events.schema import get_schema
+
+    zero = f.UserState(genre_watch_seconds=(0.0,) * VOCAB.size)
+    for kind in get_schema().event_types:
+        delta = f.user_event_delta(event(kind, T0, watch=120.0, position_s=10.0, query="q"), CATALOG, VOCAB)
+        if kind in f.USER_STATE_EVENTS:
+            assert delta != zero, kind
+        else:
+            assert delta == zero, kind
