@@ -251,7 +251,7 @@ def _generate_fast_check(record: dict[str, Any]) -> Callable[[Any], bool]:
         if isinstance(avro_type, dict):
             kind = avro_type["type"]
             if kind == "record":
-                return f"{function(avro_type)}({var})"
+                return f"{record_function(avro_type)}({var})"
             if kind == "enum":
                 return f"(type({var}) is str and {var} in {constant(frozenset(avro_type['symbols']))})"
             return expression(kind, var)
@@ -284,7 +284,7 @@ def _generate_fast_check(record: dict[str, Any]) -> Callable[[Any], bool]:
                 body.append(f"{indent}if {var} is _MISSING or not {check}:")
             body.append(f"{indent}    return False")
 
-    def function(avro_record: dict[str, Any]) -> str:
+    def record_function(avro_record: dict[str, Any]) -> str:
         name = f"_check_{len(functions)}"
         functions.append("")  # reserve the slot so records nested in unions get later numbers
         slot = len(functions) - 1
@@ -294,7 +294,7 @@ def _generate_fast_check(record: dict[str, Any]) -> Callable[[Any], bool]:
         functions[slot] = "\n".join(body)
         return name
 
-    entry = function(record)
+    entry = record_function(record)
     namespace = dict(constants)
     exec("\n\n".join(functions), namespace)  # noqa: S102 - code generated from our own schema
     check: Callable[[Any], bool] = namespace[entry]
