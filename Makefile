@@ -42,6 +42,10 @@ demo: venv ## Run the whole loop locally on the embedded defaults
 bench: venv ## Run the benchmarks under bench/ (they print figures and ratios)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+.PHONY: goldens
+goldens: venv ## Regenerate the golden files (compiled pipeline YAML) the tests compare with
+	@scripts/regen-goldens.sh
+
 .PHONY: lint
 lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check flywheel tests bench

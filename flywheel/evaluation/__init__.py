@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, baselines, slices, the promotion gate and plots."""

@@ -1,0 +1,1 @@
+"""Export for serving: TorchScript modules and a Triton model repository for the ranker."""

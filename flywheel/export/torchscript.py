@@ -1,0 +1,103 @@
+"""TorchScript export of a model bundle and the Triton model repository of the ranker.
+
+Layout written by :func:`export_bundle`::
+
+    <out>/torchscript/user_tower.pt   user_idx [B] int64, user_dense [B, Du], history [B, H] -> [B, E]
+    <out>/torchscript/item_tower.pt   item_idx, creator_idx [B], genres [B, G], tokens [B, T] -> [B, E]
+    <out>/torchscript/ranker.pt       sparse_ids [B, 4] int64, dense_features [B, D], history_ids [B, H] int64
+                                      -> (probs [B, 5], score [B, 1])
+    <out>/index/item_embeddings.pt    the exact top-K index over the catalog (+ item_bias.pt, meta.json,
+                                      content_ids.json): logit = u . v / temperature + bias
+    <out>/triton/ranker/config.pbtxt  Triton (pytorch_libtorch) model config
+    <out>/triton/ranker/1/model.pt    the scripted ranker
+    <out>/feature_spec.json           vocabularies and scaling for the serving-side encoder
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from flywheel.config.training import HEAD_NAMES
+from flywheel.models.bundle import ModelBundle
+from flywheel.models.encoding import encode_catalog
+from flywheel.models.ranker import MultiTaskRanker, head_weight_vector
+from flywheel.models.two_tower import TopKIndex
+
+
+class ScoringRanker(nn.Module):
+    """The serving form of the ranker: position fixed at 1, probabilities and weighted score."""
+
+    def __init__(self, ranker: MultiTaskRanker, weights: torch.Tensor):
+        super().__init__()
+        self.ranker = ranker
+        self.register_buffer("weights", weights)
+
+    def forward(
+        self, sparse_ids: torch.Tensor, dense_features: torch.Tensor, history_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head probabilities [B, H] and the final score [B, 1]."""
+        probs = torch.sigmoid(self.ranker(sparse_ids, dense_features, history_ids, None))
+        return probs, (probs * self.weights).sum(dim=1, keepdim=True)  # type: ignore[operator]
+
+
+def script_ranker(bundle: ModelBundle) -> torch.jit.ScriptModule:
+    """The scripted serving ranker."""
+    module = ScoringRanker(bundle.ranker, head_weight_vector(bundle.ranker_config)).eval()
+    return torch.jit.script(module)
+
+
+def triton_config(name: str, n_sparse: int, dense_dim: int, history_length: int, max_batch_size: int = 1024) -> str:
+    """The config.pbtxt of the ranker for Triton's PyTorch (libtorch) backend."""
+    return f"""name: "{name}"
+platform: "pytorch_libtorch"
+max_batch_size: {max_batch_size}
+input [
+  {{ name: "sparse_ids__0" data_type: TYPE_INT64 dims: [ {n_sparse} ] }},
+  {{ name: "dense_features__1" data_type: TYPE_FP32 dims: [ {dense_dim} ] }},
+  {{ name: "history_ids__2" data_type: TYPE_INT64 dims: [ {history_length} ] }}
+]
+output [
+  {{ name: "probabilities__0" data_type: TYPE_FP32 dims: [ {len(HEAD_NAMES)} ] }},
+  {{ name: "score__1" data_type: TYPE_FP32 dims: [ 1 ] }}
+]
+instance_group [ {{ kind: KIND_CPU count: 1 }} ]
+dynamic_batching {{ max_queue_delay_microseconds: 500 }}
+parameters: {{ key: "INFERENCE_MODE" value: {{ string_value: "true" }} }}
+"""
+
+
+def export_bundle(bundle: ModelBundle, catalog: pd.DataFrame, out: str | Path, *, model_name: str = "ranker") -> Path:
+    """Write TorchScript modules, the item index and the Triton repository under ``out``."""
+    out = Path(out)
+    ts_dir, index_dir = out / "torchscript", out / "index"
+    version_dir = out / "triton" / model_name / "1"
+    for folder in (ts_dir, index_dir, version_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(bundle.retrieval.user_tower.eval()).save(str(ts_dir / "user_tower.pt"))
+    torch.jit.script(bundle.retrieval.item_tower.eval()).save(str(ts_dir / "item_tower.pt"))
+    ranker = script_ranker(bundle)
+    ranker.save(str(ts_dir / "ranker.pt"))
+    shutil.copyfile(ts_dir / "ranker.pt", version_dir / "model.pt")
+    n_sparse = len(bundle.ranker.embeddings)
+    (out / "triton" / model_name / "config.pbtxt").write_text(
+        triton_config(model_name, n_sparse, bundle.ranker.dense_dim, bundle.spec.history_length),
+        encoding="utf-8",
+    )
+    index = TopKIndex.build(bundle.retrieval, encode_catalog(catalog, bundle.spec))
+    torch.save(index.embeddings, index_dir / "item_embeddings.pt")
+    torch.save(index.bias, index_dir / "item_bias.pt")
+    (index_dir / "meta.json").write_text(
+        json.dumps(
+            {"score": "user_embedding . item_embedding / temperature + item_bias", "temperature": index.temperature}
+        ),
+        encoding="utf-8",
+    )
+    (index_dir / "content_ids.json").write_text(json.dumps(list(index.content_ids)), encoding="utf-8")
+    bundle.spec.save(out / "feature_spec.json")
+    return out

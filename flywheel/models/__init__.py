@@ -1,0 +1,1 @@
+"""Recommender models: contract, encoding, two-tower retrieval, multi-task ranker, bundles."""

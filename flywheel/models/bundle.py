@@ -1,0 +1,145 @@
+"""A trained model version: feature spec + two-tower retrieval + ranker; training and two-stage recommend."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
+from flywheel.models.dataset import content_snapshot, pair_frame
+from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_catalog, fit_spec
+from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads, train_ranker
+from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users, pair_scores, train_two_tower
+
+
+@dataclass
+class ModelBundle:
+    """Everything a version needs to recommend: spec, towers, ranker and their configs."""
+
+    spec: FeatureSpec
+    retrieval: TwoTower
+    ranker: MultiTaskRanker
+    retrieval_config: RetrievalConfig
+    ranker_config: RankerConfig
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the bundle to ``folder`` (spec.json, configs.json, retrieval.pt, ranker.pt)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.spec.save(folder / "spec.json")
+        (folder / "configs.json").write_text(
+            json.dumps(
+                {
+                    "retrieval": self.retrieval_config.model_dump(mode="json"),
+                    "ranker": self.ranker_config.model_dump(mode="json"),
+                }
+            ),
+            encoding="utf-8",
+        )
+        torch.save(self.retrieval.state_dict(), folder / "retrieval.pt")
+        torch.save(self.ranker.state_dict(), folder / "ranker.pt")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ModelBundle:
+        """Read a bundle written by :meth:`save`."""
+        folder = Path(folder)
+        spec = FeatureSpec.load(folder / "spec.json")
+        configs = json.loads((folder / "configs.json").read_text(encoding="utf-8"))
+        rc = RetrievalConfig.model_validate(configs["retrieval"])
+        kc = RankerConfig.model_validate(configs["ranker"])
+        retrieval = TwoTower(spec, rc)
+        retrieval.load_state_dict(torch.load(folder / "retrieval.pt", weights_only=True))
+        ranker = build_ranker(spec, kc)
+        ranker.load_state_dict(torch.load(folder / "ranker.pt", weights_only=True))
+        retrieval.eval()
+        ranker.eval()
+        return cls(spec, retrieval, ranker, rc, kc)
+
+
+def fit_feature_spec(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> FeatureSpec:
+    """The feature spec of a training window under ``config``."""
+    return fit_spec(
+        train,
+        catalog,
+        synopsis_buckets=config.synopsis_buckets,
+        synopsis_tokens=config.synopsis_tokens,
+        history_length=config.retrieval.history_length,
+    )
+
+
+def with_retrieval_score(bundle: ModelBundle, frame: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the bundle's two-tower score of each row (what its ranker reads)."""
+    cat = encode_catalog(catalog, bundle.spec)
+    return frame.assign(retrieval_score=pair_scores(bundle.retrieval, frame, bundle.spec, cat))
+
+
+def train_bundle(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> ModelBundle:
+    """Fit the spec, train retrieval and ranker on ``train`` (prepared, with ``history``)."""
+    spec = fit_feature_spec(train, catalog, config)
+    cat = encode_catalog(catalog, spec)
+    retrieval = train_two_tower(train, cat, spec, config.retrieval, seed=config.seed)
+    if config.ranker.use_retrieval_score:
+        train = train.assign(retrieval_score=pair_scores(retrieval, train, spec, cat))
+    ranker = train_ranker(train, catalog, spec, config.ranker, seed=config.seed)
+    return ModelBundle(spec, retrieval, ranker, config.retrieval, config.ranker)
+
+
+def two_stage_score(ranker_score: np.ndarray, retrieval_logit: np.ndarray, *, blend: float) -> np.ndarray:
+    """log(ranker score) + blend x retrieval logit (the ranker's order when blend is 0)."""
+    return np.log(np.clip(ranker_score, 1e-12, None)) + blend * retrieval_logit
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Ranked catalog rows per query for retrieval alone and for the two stages."""
+
+    content_ids: np.ndarray
+    retrieval: np.ndarray
+    two_stage: np.ndarray
+
+
+def recommend(
+    bundle: ModelBundle,
+    queries: pd.DataFrame,
+    catalog: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    k: int,
+    candidates: int | None = None,
+    catalog_tensors: CatalogTensors | None = None,
+) -> Recommendations:
+    """Top-``k`` items per query: by the towers alone, and retrieved then re-ranked by the ranker.
+
+    Args:
+        bundle: The model version.
+        queries: One row per request with the user columns and ``history`` and ``event_timestamp``.
+        catalog: The catalog to recommend from.
+        history: Logged impressions before the queries (for the content features snapshot).
+        k: Items returned.
+        candidates: Items retrieved for the ranker (the configured number when None).
+        catalog_tensors: Pre-encoded catalog (encoded here when None).
+    """
+    cat = catalog_tensors or encode_catalog(catalog, bundle.spec)
+    index = TopKIndex.build(bundle.retrieval, cat)
+    n_cand = max(k, candidates or bundle.retrieval_config.candidates)
+    rows, similarity = index.search(embed_users(bundle.retrieval, queries, bundle.spec), n_cand)
+    snapshot = content_snapshot(history, queries["event_timestamp"].min())
+    pairs = pair_frame(queries, cat.content_ids[rows], catalog, snapshot)
+    pairs["retrieval_score"] = similarity.reshape(-1)
+    scores = two_stage_score(
+        combined_score(predict_heads(bundle.ranker, pairs, catalog, bundle.spec), bundle.ranker_config),
+        similarity.reshape(-1),
+        blend=bundle.ranker_config.retrieval_blend,
+    )
+    order = np.argsort(-scores.reshape(rows.shape), axis=1, kind="stable")[:, :k]
+    return Recommendations(
+        content_ids=cat.content_ids,
+        retrieval=rows[:, :k],
+        two_stage=np.take_along_axis(rows, order, axis=1),
+    )

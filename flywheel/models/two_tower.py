@@ -1,0 +1,252 @@
+"""Two-tower retrieval: a user tower and an item tower trained with in-batch negatives.
+
+The loss is the sampled softmax over the batch with the logQ correction of Yi et al. (2019):
+items appear as in-batch negatives in proportion to their frequency among the positives, so
+``log q(item)`` is subtracted from every logit; without it popular items are over-penalised.
+The item tower reads only static content features (id, creator, genres, synopsis words): a new
+item is embedded from its content before any interaction (its id is the unknown id, which id
+dropout trains). The index over the catalog is exact (a matrix product and top-k): at catalog
+sizes of 10^4-10^5 items this costs milliseconds on one core and has recall 1; an approximate
+index (HNSW/IVF) becomes worth its recall loss only at millions of items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from flywheel.config.training import RetrievalConfig
+from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_users
+
+
+class UserTower(nn.Module):
+    """User id + dense user features + mean of the recent watch history -> unit embedding."""
+
+    def __init__(self, n_users: int, n_items: int, dense_dim: int, id_dim: int, hidden: int, out_dim: int):
+        super().__init__()
+        self.user = nn.Embedding(n_users, id_dim)
+        self.history = nn.Embedding(n_items, id_dim, padding_idx=0)
+        self.mlp = nn.Sequential(nn.Linear(2 * id_dim + dense_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, user_idx: torch.Tensor, user_dense: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """Embed users: ``user_idx`` [B], ``user_dense`` [B, D], ``history`` [B, H] (0 = pad)."""
+        mask = (history > 0).float().unsqueeze(-1)
+        pooled = (self.history(history) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        x = torch.cat([self.user(user_idx), pooled, user_dense], dim=1)
+        return F.normalize(self.mlp(x), dim=1)
+
+
+class ItemTower(nn.Module):
+    """Item id + creator + genres + synopsis words -> unit embedding."""
+
+    def __init__(
+        self, n_items: int, n_creators: int, n_genres: int, buckets: int, id_dim: int, hidden: int, out_dim: int
+    ):
+        super().__init__()
+        self.item = nn.Embedding(n_items, id_dim)
+        self.creator = nn.Embedding(n_creators, id_dim)
+        self.words = nn.EmbeddingBag(buckets + 1, id_dim, mode="mean", padding_idx=0)
+        self.mlp = nn.Sequential(nn.Linear(3 * id_dim + n_genres, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def forward(
+        self, item_idx: torch.Tensor, creator_idx: torch.Tensor, genres: torch.Tensor, tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """Embed items: ids [B], creators [B], genre multi-hot [B, G], synopsis word ids [B, T]."""
+        x = torch.cat([self.item(item_idx), self.creator(creator_idx), self.words(tokens), genres], dim=1)
+        return F.normalize(self.mlp(x), dim=1)
+
+
+class TwoTower(nn.Module):
+    """The pair of towers; a pair's logit is cosine / temperature + the item's bias (learned
+    popularity; new items share the unknown id's bias)."""
+
+    def __init__(self, spec: FeatureSpec, config: RetrievalConfig):
+        super().__init__()
+        n_items = len(spec.contents) + 1
+        self.user_tower = UserTower(
+            len(spec.users) + 1, n_items, spec.user_dense_dim, config.id_dim, config.hidden, config.embedding_dim
+        )
+        self.item_tower = ItemTower(
+            n_items,
+            len(spec.creators) + 1,
+            len(spec.genres),
+            spec.synopsis_buckets,
+            config.id_dim,
+            config.hidden,
+            config.embedding_dim,
+        )
+        self.item_bias = nn.Embedding(n_items, 1)
+        nn.init.zeros_(self.item_bias.weight)
+        self.use_item_bias = config.item_bias
+        self.temperature = config.temperature
+
+    def bias(self, item_idx: torch.Tensor) -> torch.Tensor:
+        """[B] logit bias of the items (zeros when the bias is switched off)."""
+        if not self.use_item_bias:
+            return torch.zeros(item_idx.shape[0])
+        return self.item_bias(item_idx).squeeze(1)
+
+
+def in_batch_softmax_loss(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    log_q: torch.Tensor | None,
+    item_ids: torch.Tensor,
+    temperature: float,
+    item_bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sampled softmax over in-batch negatives, with the logQ correction when ``log_q`` is given.
+
+    Args:
+        user_emb: [B, D] user embeddings.
+        item_emb: [B, D] embeddings of each user's positive item.
+        log_q: [B] log sampling probability of each item (None: no correction).
+        item_ids: [B] ids of the items; a repeated item is not a negative of its own positive.
+        temperature: Softmax temperature.
+        item_bias: [B] logit bias of each item (None: none).
+    """
+    logits = user_emb @ item_emb.T / temperature
+    if item_bias is not None:
+        logits = logits + item_bias.unsqueeze(0)
+    if log_q is not None:
+        logits = logits - log_q.unsqueeze(0)
+    same = item_ids.unsqueeze(0) == item_ids.unsqueeze(1)
+    eye = torch.eye(len(item_ids), dtype=torch.bool)
+    logits = logits.masked_fill(same & ~eye, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(item_ids)))
+
+
+def train_two_tower(
+    train: pd.DataFrame,
+    catalog: CatalogTensors,
+    spec: FeatureSpec,
+    config: RetrievalConfig,
+    *,
+    seed: int = 0,
+    positive_label: str = "click",
+) -> TwoTower:
+    """Train the towers on the positive (user, item) pairs of ``train`` (with ``history``).
+
+    Raises:
+        ValueError: No positive pairs, or positives on items missing from the catalog.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    pos = train[train[positive_label] > 0].sort_values("event_timestamp", kind="stable")
+    rows = catalog.rows(pos["content_id"].astype(str).to_numpy())
+    pos, rows = pos[rows >= 0], rows[rows >= 0]
+    if len(pos) == 0:
+        raise ValueError("no positive pairs to train retrieval on (no clicks on catalog items)")
+    users = encode_users(pos, spec)
+    counts = np.bincount(rows, minlength=len(catalog.content_ids)).astype(float)
+    log_q_all = torch.from_numpy(np.log(counts / counts.sum() + 1e-12)).float()
+    model = TwoTower(spec, config)
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    row_t = torch.from_numpy(rows)
+    # early stopping on the latest `validation_fraction` of the positives (they are in time order)
+    n_val = int(len(pos) * config.validation_fraction) if len(pos) >= 200 else 0
+    fit = np.arange(len(pos) - n_val)
+    val = torch.arange(len(pos) - n_val, len(pos))
+
+    def batch_loss(b: torch.Tensor, train: bool) -> torch.Tensor:
+        r = row_t[b]
+        item_idx = catalog.item_idx[r]
+        if train:
+            drop = torch.rand(len(b)) < config.id_dropout
+            item_idx = torch.where(drop, torch.zeros_like(item_idx), item_idx)
+        u = model.user_tower(users["user_idx"][b], users["user_dense"][b], users["history"][b])
+        v = model.item_tower(item_idx, catalog.creator_idx[r], catalog.genres[r], catalog.tokens[r])
+        return in_batch_softmax_loss(
+            u,
+            v,
+            log_q_all[r] if config.logq_correction else None,
+            r,
+            config.temperature,
+            item_bias=model.bias(item_idx),
+        )
+
+    best_loss, best_state, bad_epochs = float("inf"), None, 0
+    for _ in range(config.epochs):
+        model.train()
+        order = torch.from_numpy(rng.permutation(fit))
+        for start in range(0, len(order), config.batch_size):
+            b = order[start : start + config.batch_size]
+            if len(b) < 2:
+                continue
+            loss = batch_loss(b, train=True)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if n_val == 0:
+            continue
+        model.eval()
+        with torch.no_grad():
+            chunks = [val[i : i + config.batch_size] for i in range(0, len(val), config.batch_size)]
+            val_loss = float(np.mean([batch_loss(c, train=False).item() for c in chunks if len(c) >= 2]))
+        if val_loss < best_loss - 1e-5:
+            best_loss, bad_epochs = val_loss, 0
+            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if bad_epochs > config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model
+
+
+class TopKIndex:
+    """Exact maximum-inner-product search over the catalog's item embeddings."""
+
+    def __init__(
+        self,
+        content_ids: np.ndarray,
+        embeddings: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ):
+        self.content_ids = np.asarray(content_ids, dtype=object)
+        self.embeddings = embeddings
+        self.bias = torch.zeros(len(self.content_ids)) if bias is None else bias
+        self.temperature = temperature
+
+    @classmethod
+    def build(cls, model: TwoTower, catalog: CatalogTensors) -> TopKIndex:
+        """Embed every catalog item with the item tower."""
+        with torch.no_grad():
+            emb = model.item_tower(catalog.item_idx, catalog.creator_idx, catalog.genres, catalog.tokens)
+            bias = model.bias(catalog.item_idx)
+        return cls(catalog.content_ids, emb, bias, model.temperature)
+
+    def scores(self, user_emb: torch.Tensor) -> torch.Tensor:
+        """Logits of every item for each user: [U, N] (cosine / temperature + item bias)."""
+        return user_emb @ self.embeddings.T / self.temperature + self.bias.unsqueeze(0)
+
+    def search(self, user_emb: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` catalog rows and scores per user (k is capped at the catalog size)."""
+        top = torch.topk(self.scores(user_emb), min(k, len(self.content_ids)), dim=1)
+        return top.indices.numpy(), top.values.numpy()
+
+
+def pair_scores(model: TwoTower, frame: pd.DataFrame, spec: FeatureSpec, catalog: CatalogTensors) -> np.ndarray:
+    """The two-tower logit of each row's (user, item); 0 for items missing from the catalog."""
+    rows = catalog.rows(frame["content_id"].astype(str).to_numpy())
+    users = embed_users(model, frame, spec)
+    safe = torch.from_numpy(np.clip(rows, 0, None))
+    with torch.no_grad():
+        items = model.item_tower(
+            catalog.item_idx[safe], catalog.creator_idx[safe], catalog.genres[safe], catalog.tokens[safe]
+        )
+        scores = ((users * items).sum(1) / model.temperature + model.bias(catalog.item_idx[safe])).numpy()
+    return np.where(rows >= 0, scores, 0.0)
+
+
+def embed_users(model: TwoTower, frame: pd.DataFrame, spec: FeatureSpec) -> torch.Tensor:
+    """User embeddings of the rows of ``frame`` (needs a ``history`` column)."""
+    users = encode_users(frame, spec)
+    with torch.no_grad():
+        return model.user_tower(users["user_idx"], users["user_dense"], users["history"])

@@ -1,0 +1,1 @@
+"""The data-quality gate (circuit breaker) that every training window must pass."""

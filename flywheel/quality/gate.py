@@ -1,0 +1,84 @@
+"""The data-quality gate step: read the window, fetch the reference and history, run the checks."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from flywheel.config.training import TrainingConfig
+from flywheel.models.contract import CATALOG, adapt_feature_platform
+from flywheel.quality.checks import Check, QualityReport, check_schema, run_quality_gate
+
+
+def _reference_and_history(config: TrainingConfig) -> tuple[pd.DataFrame | None, list[float]]:
+    """The champion's reference sample and past window sizes from MLflow (empty when none)."""
+    from flywheel.registry.mlflow_registry import (
+        CHAMPION,
+        connect,
+        download_reference,
+        past_window_rows,
+        version_by_alias,
+    )
+
+    experiment_id = connect(config.tracking_uri, config.experiment, config.artifact_root)
+    history = past_window_rows(experiment_id)
+    champion = version_by_alias(config.model_name, CHAMPION)
+    if champion is None:
+        return None, history
+    with tempfile.TemporaryDirectory() as tmp:
+        return download_reference(champion.run_id, tmp), history
+
+
+def _utc(text: str) -> pd.Timestamp | None:
+    """An ISO time as a UTC timestamp (None when empty; naive times are taken as UTC)."""
+    if not text:
+        return None
+    stamp = pd.Timestamp(text)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def validate_window(
+    window_uri: str,
+    catalog_uri: str,
+    config: TrainingConfig,
+    *,
+    report_dir: str | Path,
+    window_end: str = "",
+    use_registry: bool = True,
+) -> QualityReport:
+    """Run the data-quality gate on a window and write its report (JSON, Markdown, Evidently HTML).
+
+    A window that cannot be read, or a catalog without its contract columns, fails the gate
+    with a check saying so; nothing raises for bad data. ``window_end`` (ISO time) is what the
+    freshness check measures the newest row against (empty: the newest row itself, no check).
+    """
+    from flywheel.models.steps import DataError, read_table
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        window, notes = adapt_feature_platform(read_table(window_uri, "training window"))
+        catalog = read_table(catalog_uri, "catalog")
+    except DataError as exc:
+        report = QualityReport(checks=(Check("readable", False, str(exc)),), rows=0)
+        report.write(report_dir)
+        return report
+    reference, history = _reference_and_history(config) if use_registry else (None, [])
+    report = run_quality_gate(
+        window,
+        config=config.quality,
+        reference=reference,
+        history=history,
+        window_end=_utc(window_end),
+        html_path=report_dir / "drift.html",
+    )
+    catalog_check = check_schema(catalog, CATALOG)
+    report = QualityReport(
+        checks=report.checks + (Check("catalog_schema", catalog_check.passed, catalog_check.detail),),
+        rows=report.rows,
+        extra={"notes": notes},
+    )
+    report.write(report_dir)
+    return report

@@ -1,0 +1,60 @@
+"""The steps shared by the training and retraining pipelines (a nested pipeline)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Markdown
+
+from components.data import build_training_set
+from components.evaluate import evaluate_candidate, gate_candidate
+from components.register import export_model, halt, register_model
+from components.train import train_ranker, train_retrieval
+
+
+@dsl.pipeline(name="train-evaluate-register")
+def train_evaluate_register(
+    window: Input[Dataset],
+    catalog_uri: str,
+    oracle_uri: str,
+    config_json: str,
+    bootstrap_champion: bool,
+    quality_report: Input[Markdown],
+) -> str:
+    """Training set -> retrieval + ranker -> evaluate -> gate -> register + export, or stop."""
+    data = build_training_set(window=window, catalog_uri=catalog_uri, config_json=config_json)
+    retrieval = train_retrieval(
+        train=data.outputs["train"], spec=data.outputs["spec"], catalog_uri=catalog_uri, config_json=config_json
+    ).set_display_name("train retrieval (two-tower)")
+    ranker = train_ranker(
+        train=data.outputs["train"],
+        spec=data.outputs["spec"],
+        retrieval=retrieval.outputs["model"],
+        catalog_uri=catalog_uri,
+        config_json=config_json,
+    ).set_display_name("train ranker (multi-task)")
+    evaluation = evaluate_candidate(
+        train=data.outputs["train"],
+        holdout=data.outputs["holdout"],
+        spec=data.outputs["spec"],
+        retrieval=retrieval.outputs["model"],
+        ranker=ranker.outputs["model"],
+        quality_report=quality_report,
+        catalog_uri=catalog_uri,
+        oracle_uri=oracle_uri,
+        window_json=data.outputs["Output"],
+        config_json=config_json,
+    )
+    decision = gate_candidate(
+        evaluation=evaluation.outputs["evaluation"], config_json=config_json, bootstrap_champion=bootstrap_champion
+    )
+    with dsl.If(decision.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 - KFP condition
+        registered = register_model(
+            run_id=decision.outputs["run_id"],
+            alias=decision.outputs["alias"],
+            reason=decision.outputs["reason"],
+            config_json=config_json,
+        )
+        exported = export_model(
+            bundle=evaluation.outputs["bundle"], registration=registered.output, config_json=config_json
+        )
+    with dsl.Else(name="gate-failed"):
+        stopped = halt(stage="promotion", reason=decision.outputs["reason"], run_id=decision.outputs["run_id"])
+    return dsl.OneOf(exported.outputs["Output"], stopped.output)
