@@ -29,6 +29,13 @@ $FW stream
 step "point-in-time training set from impressions"
 $FW features training-set
 
+step "training pipeline on KFP (kfp.local): data gate -> train two-tower + ranker -> evaluate -> gate -> register in MLflow -> export"
+# exit 3 means a gate stopped the pipeline on purpose (the champion stays): an outcome, not a crash
+$FW pipeline run training || [ $? -eq 3 ]
+
+step "compile the pipelines to KFP YAML for a cluster"
+$FW pipeline compile --out "$FLYWHEEL_HOME/pipelines/compiled"
+
 step "feature freshness"
 $FW features freshness || true   # simulated data is old by design: stale views exit 1
 
