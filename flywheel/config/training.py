@@ -27,6 +27,8 @@ class RetrievalConfig(Section):
     """Add a learned per-item logit bias (popularity) to the dot product; it is one more index dimension."""
     logq_correction: bool = True
     """Subtract log(sampling probability) from in-batch logits (popular items are over-sampled)."""
+    positive_label: str = "click"
+    """The label that makes a logged (user, item) pair a positive of the towers (one of the heads)."""
     id_dropout: float = Field(default=0.3, ge=0, lt=1)
     """Probability of replacing an item id by the unknown id during training (cold-start path)."""
     history_length: int = Field(default=20, ge=1)
@@ -43,6 +45,12 @@ class RetrievalConfig(Section):
     """Adam learning rate."""
     candidates: int = Field(default=50, ge=1)
     """Candidates the retrieval stage hands to the ranker."""
+
+    @model_validator(mode="after")
+    def _known_label(self) -> RetrievalConfig:
+        if self.positive_label not in HEAD_NAMES:
+            raise ValueError(f"positive_label: {self.positive_label!r} is not one of {list(HEAD_NAMES)}")
+        return self
 
 
 class RankerConfig(Section):
@@ -155,6 +163,10 @@ class TrainingConfig(Section):
     """Hash buckets of the synopsis words."""
     synopsis_tokens: int = Field(default=32, ge=1)
     """Words of a synopsis kept."""
+    user_ids: bool = False
+    """Learn a per-user id embedding in both models; off: every user gets the unknown id and is
+    described by the user features and the watch history only (which generalise where users have
+    a handful of interactions in the window and an id embedding only memorises them)."""
     retrieval: RetrievalConfig = RetrievalConfig()
     """The two-tower retrieval model."""
     ranker: RankerConfig = RankerConfig()

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
-from flywheel.models.dataset import content_snapshot, pair_frame
+from flywheel.models.dataset import content_snapshot, pair_frame, pair_rows
 from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_catalog, fit_spec
 from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads, train_ranker
 from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users, pair_scores, train_two_tower
@@ -70,6 +70,7 @@ def fit_feature_spec(train: pd.DataFrame, catalog: pd.DataFrame, config: Trainin
         synopsis_buckets=config.synopsis_buckets,
         synopsis_tokens=config.synopsis_tokens,
         history_length=config.retrieval.history_length,
+        user_ids=config.user_ids,
     )
 
 
@@ -143,3 +144,46 @@ def recommend(
         retrieval=rows[:, :k],
         two_stage=np.take_along_axis(rows, order, axis=1),
     )
+
+
+def score_candidates(
+    bundle: ModelBundle,
+    queries: pd.DataFrame,
+    query_index: np.ndarray,
+    content_ids: np.ndarray,
+    catalog: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    catalog_tensors: CatalogTensors | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Retrieval logits and two-stage scores of given (query, item) pairs, given flat.
+
+    The two-stage score is the one :func:`recommend` re-ranks the retrieved candidates by, so
+    that a fixed candidate list per query (e.g. the items a user was shown) is ordered as the
+    deployed system would order it. Items missing from the catalog get a retrieval logit of 0.
+
+    Returns:
+        ``(retrieval_logit, two_stage_score)``, each [N].
+    """
+    cat = catalog_tensors or encode_catalog(catalog, bundle.spec)
+    query_index = np.asarray(query_index, dtype=np.int64)
+    content_ids = np.asarray(content_ids).astype(str)
+    rows = cat.rows(content_ids)
+    safe = torch.from_numpy(np.clip(rows, 0, None))
+    users = embed_users(bundle.retrieval, queries, bundle.spec)
+    with torch.no_grad():
+        items = bundle.retrieval.item_tower(
+            cat.item_idx[safe], cat.creator_idx[safe], cat.genres[safe], cat.tokens[safe]
+        )
+        logit = (users[torch.from_numpy(query_index)] * items).sum(1) / bundle.retrieval.temperature
+        logit = (logit + bundle.retrieval.bias(cat.item_idx[safe])).numpy()
+    logit = np.where(rows >= 0, logit, 0.0)
+    snapshot = content_snapshot(history, queries["event_timestamp"].min())
+    pairs = pair_rows(queries, query_index, content_ids, catalog, snapshot)
+    pairs["retrieval_score"] = logit
+    scores = two_stage_score(
+        combined_score(predict_heads(bundle.ranker, pairs, catalog, bundle.spec), bundle.ranker_config),
+        logit,
+        blend=bundle.ranker_config.retrieval_blend,
+    )
+    return logit, scores

@@ -88,16 +88,29 @@ def pair_frame(
         snapshot: Content features indexed by content_id (see :func:`content_snapshot`).
     """
     q, c = candidates.shape
-    user = queries.loc[np.repeat(np.arange(q), c), [col for col in USER_COLUMNS if col in queries]]
+    return pair_rows(queries, np.repeat(np.arange(q), c), candidates.reshape(-1), catalog, snapshot)
+
+
+def pair_rows(
+    queries: pd.DataFrame,
+    query_index: np.ndarray,
+    content_ids: np.ndarray,
+    catalog: pd.DataFrame,
+    snapshot: pd.DataFrame,
+) -> pd.DataFrame:
+    """Ranker rows for (query, candidate) pairs given flat: ``queries`` row ``query_index[n]``
+    with item ``content_ids[n]`` (candidate lists of different lengths); see :func:`pair_frame`."""
+    query_index = np.asarray(query_index, dtype=np.int64)
+    user = queries.iloc[query_index][[col for col in USER_COLUMNS if col in queries]]
     user = user.reset_index(drop=True)
-    ids = candidates.reshape(-1).astype(object)
+    ids = np.asarray(content_ids).astype(object)
     user["content_id"] = ids
     content = snapshot.reindex(ids)
     for col in CONTENT_DENSE:
         user[col] = content[col].to_numpy(dtype=float)
     user[list(CONTENT_DENSE)] = user[list(CONTENT_DENSE)].fillna(0.0)
     cat = catalog.set_index("content_id").reindex(ids)
-    when = np.repeat(queries["event_timestamp"].to_numpy(), c)
+    when = queries["event_timestamp"].to_numpy()[query_index]
     released = pd.to_datetime(cat["release_ts"], utc=True).to_numpy()
     user["content_release_recency_days"] = (
         (pd.to_datetime(when, utc=True) - pd.to_datetime(released, utc=True)) / pd.Timedelta(days=1)

@@ -93,14 +93,19 @@ def fit_spec(
     synopsis_buckets: int = 4096,
     synopsis_tokens: int = 32,
     history_length: int = 20,
+    user_ids: bool = True,
 ) -> FeatureSpec:
-    """Fit vocabularies (from the training rows; all catalog creators and genres) and scaling."""
+    """Fit vocabularies (from the training rows; all catalog creators and genres) and scaling.
+
+    With ``user_ids`` False the user vocabulary is empty: every user gets the unknown id, and the
+    models describe users by their features and watch history only.
+    """
     names = USER_DENSE + CONTENT_DENSE + CROSS_DENSE
     raw = _dense_raw(train, names)
     std = raw.std(0)
     vector_dim = len(np.asarray(train[USER_VECTOR].iloc[0])) if len(train) else 0
     return FeatureSpec(
-        users=tuple(sorted(train["user_id"].astype(str).unique())),
+        users=tuple(sorted(train["user_id"].astype(str).unique())) if user_ids else (),
         contents=tuple(sorted(train["content_id"].astype(str).unique())),
         creators=tuple(sorted(catalog["creator_id"].astype(str).unique())),
         devices=tuple(sorted(train["device_type"].astype(str).unique())),

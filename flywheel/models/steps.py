@@ -86,7 +86,7 @@ def train_retrieval_step(
     catalog = read_table(catalog_uri, "catalog")
     model = train_two_tower(train, encode_catalog(catalog, spec), spec, config.retrieval, seed=config.seed)
     torch.save(model.state_dict(), model_path)
-    return {"positives": int((train["click"] > 0).sum())}
+    return {"positives": int((train[config.retrieval.positive_label] > 0).sum())}
 
 
 def train_ranker_step(

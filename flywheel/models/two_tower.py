@@ -126,20 +126,23 @@ def train_two_tower(
     config: RetrievalConfig,
     *,
     seed: int = 0,
-    positive_label: str = "click",
+    positive_label: str | None = None,
 ) -> TwoTower:
     """Train the towers on the positive (user, item) pairs of ``train`` (with ``history``).
+
+    A pair is positive when its ``positive_label`` (``config.positive_label`` when None) is set.
 
     Raises:
         ValueError: No positive pairs, or positives on items missing from the catalog.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    pos = train[train[positive_label] > 0].sort_values("event_timestamp", kind="stable")
+    label = positive_label or config.positive_label
+    pos = train[train[label] > 0].sort_values("event_timestamp", kind="stable")
     rows = catalog.rows(pos["content_id"].astype(str).to_numpy())
     pos, rows = pos[rows >= 0], rows[rows >= 0]
     if len(pos) == 0:
-        raise ValueError("no positive pairs to train retrieval on (no clicks on catalog items)")
+        raise ValueError(f"no positive pairs to train retrieval on (no {label} on catalog items)")
     users = encode_users(pos, spec)
     counts = np.bincount(rows, minlength=len(catalog.content_ids)).astype(float)
     log_q_all = torch.from_numpy(np.log(counts / counts.sum() + 1e-12)).float()

@@ -2,10 +2,12 @@
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
-from flywheel.evaluation.evaluate import evaluate
+from flywheel.evaluation.evaluate import evaluate, exposed_candidates, rank_flat
 from flywheel.evaluation.plots import write_plots
 from flywheel.models.bundle import train_bundle
 from flywheel.models.dataset import prepare_window, time_split
@@ -13,16 +15,22 @@ from flywheel.models.synthetic import make_world
 
 
 @pytest.fixture(scope="module")
-def evaluation():
+def setup():
     world = make_world(n_users=80, n_items=60, seed=21)
     split = time_split(prepare_window(world.impressions(600, seed=22), world.catalog, history_length=10), 0.2)
     config = TrainingConfig(
         retrieval=RetrievalConfig(epochs=3, history_length=10), ranker=RankerConfig(epochs=2), eval_k=(5, 10)
     )
     bundle = train_bundle(split.train, world.catalog, config)
-    return evaluate(
+    result = evaluate(
         bundle, split.train, split.holdout, world.catalog, config, champion=bundle, oracle=world.true_affinity
     )
+    return split, result, bundle, world, config
+
+
+@pytest.fixture(scope="module")
+def evaluation(setup):
+    return setup[1]
 
 
 def test_metrics_cover_heads_systems_slices(evaluation) -> None:
@@ -33,6 +41,11 @@ def test_metrics_cover_heads_systems_slices(evaluation) -> None:
     for system in ("retrieval", "two_stage", "popularity", "oracle", "champion.two_stage"):
         for name in ("recall@10", "ndcg@10", "map@10", "mrr"):
             assert 0.0 <= m[f"{system}.{name}"] <= 1.0
+            assert 0.0 <= m[f"catalog.{system}.{name}"] <= 1.0
+    for prefix in ("", "catalog."):
+        for base in ("oracle", "popularity"):
+            ratio = m[f"{prefix}two_stage.ndcg@10"] / m[f"{prefix}{base}.ndcg@10"]
+            assert m[f"{prefix}ratio.two_stage_vs_{base}.ndcg@10"] == pytest.approx(ratio)
     assert any(k.startswith("slice.device=") for k in m)
     assert "slice.content=new.rows" in m
     # the champion here is the same bundle: identical two-stage scores
@@ -45,3 +58,38 @@ def test_plots_are_written(evaluation, tmp_path) -> None:
     paths = write_plots(evaluation, tmp_path)
     assert [p.name for p in paths] == ["roc.png", "calibration.png", "ndcg_by_k.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_relevance_is_watching_past_half_for_every_system(setup) -> None:
+    split, evaluation, bundle, world, config = setup
+    systems = ("retrieval", "two_stage", "popularity", "oracle", "catalog.two_stage", "catalog.oracle")
+    watched = split.holdout.loc[split.holdout["watch_50"] > 0, "user_id"].nunique()
+    assert all(evaluation.metrics[f"{s}.queries"] == watched for s in systems)
+    # clicks without a watch past half do not make an item relevant
+    users = sorted(split.holdout["user_id"].unique())
+    holdout = split.holdout.copy()
+    holdout.loc[holdout["user_id"].isin(users[::2]), "watch_50"] = 0
+    m = evaluate(bundle, split.train, holdout, world.catalog, config, oracle=world.true_affinity).metrics
+    expected = holdout.loc[holdout["watch_50"] > 0, "user_id"].nunique()
+    assert expected < watched
+    assert all(m[f"{s}.queries"] == expected for s in systems)
+
+
+def test_exposed_candidates_are_each_users_distinct_items_in_id_order() -> None:
+    holdout = pd.DataFrame(
+        {
+            "user_id": ["b", "a", "b", "b", "c", "a"],
+            "content_id": ["x2", "x9", "x1", "x2", "x5", "x3"],
+        }
+    )
+    qidx, ids = exposed_candidates(holdout, np.array(["a", "b"]))  # user c is not a query
+    assert qidx.tolist() == [0, 0, 1, 1]
+    assert ids.tolist() == ["x3", "x9", "x1", "x2"]
+
+
+def test_rank_flat_orders_each_query_and_pads() -> None:
+    qidx = np.array([0, 0, 0, 1, 2, 2])
+    ids = np.array(["a", "b", "c", "d", "e", "f"], dtype=object)
+    scores = np.array([0.1, 0.5, 0.1, 3.0, -1.0, -1.0])
+    ranked = rank_flat(qidx, ids, scores, queries=4, k=2)
+    assert ranked.tolist() == [["b", "a"], ["d", None], ["e", "f"], [None, None]]  # ties keep the given order

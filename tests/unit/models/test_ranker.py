@@ -90,3 +90,25 @@ def test_two_stage_score_blends_ranker_and_retrieval() -> None:
     assert two_stage_score(ranker, similarity, blend=0.0).argmax() == 0
     blended = two_stage_score(ranker, similarity * 10, blend=0.5)
     assert blended.tolist() == pytest.approx([np.log(0.2), np.log(0.1) + 2.5])
+
+
+def test_scoring_given_candidates_matches_the_two_stage_order(split, catalog, small_config) -> None:
+    from flywheel.models.bundle import recommend, score_candidates
+    from flywheel.models.dataset import query_rows
+
+    bundle = train_bundle(split.train, catalog, small_config)
+    queries = query_rows(split.holdout).head(5)
+    rec = recommend(bundle, queries, catalog, split.train, k=8, candidates=8)
+    ids = rec.content_ids[rec.retrieval]  # [5, 8] retrieved items, in retrieval order
+    qidx = np.repeat(np.arange(len(queries)), ids.shape[1])
+    logit, score = score_candidates(bundle, queries, qidx, ids.reshape(-1), catalog, split.train)
+    # the retrieval logits are those the index retrieved by (descending within a query) ...
+    assert (np.diff(logit.reshape(ids.shape), axis=1) <= 1e-5).all()
+    # ... and re-ranking the same candidates by the two-stage score gives recommend's order
+    order = np.argsort(-score.reshape(ids.shape), axis=1, kind="stable")
+    assert (np.take_along_axis(ids, order, axis=1) == rec.content_ids[rec.two_stage]).all()
+    # lists of different lengths, and an item outside the catalog (retrieval logit 0)
+    logit, score = score_candidates(
+        bundle, queries, np.array([0, 0, 1]), np.array([ids[0, 0], ids[0, 1], "not-an-item"]), catalog, split.train
+    )
+    assert logit.shape == score.shape == (3,) and logit[2] == 0.0 and np.isfinite(score).all()

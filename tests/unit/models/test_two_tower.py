@@ -58,3 +58,16 @@ def test_new_items_are_scored_from_content(world, split, catalog, small_config) 
     truth = world.true_affinity(queries["user_id"].to_numpy(), catalog.loc[new, "content_id"].to_numpy())
     rho = np.nanmean([spearmanr(s, t).statistic for s, t in zip(scores, truth, strict=True)])
     assert rho > 0.2, rho
+
+
+def test_positive_label_chooses_the_training_pairs(split, catalog, small_config) -> None:
+    from flywheel.config.training import RetrievalConfig
+
+    spec = fit_spec(split.train, catalog, history_length=10)
+    cat = encode_catalog(catalog, spec)
+    no_watch = split.train.assign(watch_50=0)
+    with pytest.raises(ValueError, match="no watch_50"):
+        train_two_tower(no_watch, cat, spec, small_config.retrieval.model_copy(update={"positive_label": "watch_50"}))
+    train_two_tower(no_watch, cat, spec, small_config.retrieval)  # clicks by default
+    with pytest.raises(ValueError, match="positive_label"):
+        RetrievalConfig(positive_label="watched")
