@@ -1,9 +1,9 @@
-"""The steps shared by the training and retraining pipelines (a nested pipeline)."""
+"""The steps shared by the training and retraining pipelines."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
 
-from components.data import build_training_set
+from components.data import build_training_set, fetch_window, validate_data
 from components.evaluate import evaluate_candidate, gate_candidate
 from components.register import export_model, halt, register_model
 from components.train import train_ranker, train_retrieval
@@ -58,3 +58,36 @@ def train_evaluate_register(
     with dsl.Else(name="gate-failed"):
         stopped = halt(stage="promotion", reason=decision.outputs["reason"], run_id=decision.outputs["run_id"])
     return dsl.OneOf(exported.outputs["Output"], stopped.output)
+
+
+def gated_training(
+    *,
+    window_uri: str,
+    catalog_uri: str,
+    oracle_uri: str,
+    config_json: str,
+    platform_config_json: str,
+    window_end: str,
+    bootstrap_champion: bool,
+) -> dsl.OneOf:
+    """Fetch the window, run the data-quality gate, then train-evaluate-register or stop.
+
+    Called inside a pipeline function (it adds tasks to the pipeline being defined); returns
+    the outcome JSON of whichever branch ran.
+    """
+    window = fetch_window(window_uri=window_uri, platform_config_json=platform_config_json)
+    quality = validate_data(
+        window=window.outputs["window"], catalog_uri=catalog_uri, config_json=config_json, window_end=window_end
+    )
+    with dsl.If(quality.outputs["passed"] == True, name="data-ok"):  # noqa: E712 - KFP condition
+        trained = train_evaluate_register(
+            window=window.outputs["window"],
+            catalog_uri=catalog_uri,
+            oracle_uri=oracle_uri,
+            config_json=config_json,
+            bootstrap_champion=bootstrap_champion,
+            quality_report=quality.outputs["report"],
+        )
+    with dsl.Else(name="data-bad"):
+        stopped = halt(stage="data-quality", reason=quality.outputs["summary"])
+    return dsl.OneOf(trained.output, stopped.output)

@@ -3,9 +3,7 @@ only if it beats the champion by the configured margins and passes the guardrail
 
 from kfp import dsl
 
-from components.data import fetch_window, validate_data
-from components.register import halt
-from pipelines._train import train_evaluate_register
+from pipelines._train import gated_training
 
 
 @dsl.pipeline(name="flywheel-retraining", description="Retrain on a new window; register a challenger if it wins.")
@@ -18,19 +16,12 @@ def retraining(
     window_end: str = "",
 ) -> str:
     """Returns the outcome as JSON: registered (version, alias challenger) or stopped (stage, reason)."""
-    window = fetch_window(window_uri=window_uri, platform_config_json=platform_config_json)
-    quality = validate_data(
-        window=window.outputs["window"], catalog_uri=catalog_uri, config_json=config_json, window_end=window_end
+    return gated_training(
+        window_uri=window_uri,
+        catalog_uri=catalog_uri,
+        oracle_uri=oracle_uri,
+        config_json=config_json,
+        platform_config_json=platform_config_json,
+        window_end=window_end,
+        bootstrap_champion=False,
     )
-    with dsl.If(quality.outputs["passed"] == True, name="data-ok"):  # noqa: E712 - KFP condition
-        trained = train_evaluate_register(
-            window=window.outputs["window"],
-            catalog_uri=catalog_uri,
-            oracle_uri=oracle_uri,
-            config_json=config_json,
-            bootstrap_champion=False,
-            quality_report=quality.outputs["report"],
-        )
-    with dsl.Else(name="data-bad"):
-        stopped = halt(stage="data-quality", reason=quality.outputs["summary"])
-    return dsl.OneOf(trained.output, stopped.output)

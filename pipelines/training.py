@@ -4,9 +4,7 @@ evaluate -> gate -> register -> export. The first model becomes `champion`, late
 
 from kfp import dsl
 
-from components.data import fetch_window, validate_data
-from components.register import halt
-from pipelines._train import train_evaluate_register
+from pipelines._train import gated_training
 
 
 @dsl.pipeline(name="flywheel-training", description="Train, evaluate, gate, register and export the recommender.")
@@ -19,19 +17,12 @@ def training(
     window_end: str = "",
 ) -> str:
     """Returns the outcome as JSON: registered (version, alias) or stopped (stage, reason)."""
-    window = fetch_window(window_uri=window_uri, platform_config_json=platform_config_json)
-    quality = validate_data(
-        window=window.outputs["window"], catalog_uri=catalog_uri, config_json=config_json, window_end=window_end
+    return gated_training(
+        window_uri=window_uri,
+        catalog_uri=catalog_uri,
+        oracle_uri=oracle_uri,
+        config_json=config_json,
+        platform_config_json=platform_config_json,
+        window_end=window_end,
+        bootstrap_champion=True,
     )
-    with dsl.If(quality.outputs["passed"] == True, name="data-ok"):  # noqa: E712 - KFP condition
-        trained = train_evaluate_register(
-            window=window.outputs["window"],
-            catalog_uri=catalog_uri,
-            oracle_uri=oracle_uri,
-            config_json=config_json,
-            bootstrap_champion=True,
-            quality_report=quality.outputs["report"],
-        )
-    with dsl.Else(name="data-bad"):
-        stopped = halt(stage="data-quality", reason=quality.outputs["summary"])
-    return dsl.OneOf(trained.output, stopped.output)
