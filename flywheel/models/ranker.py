@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from flywheel.config.training import HEAD_NAMES, RankerConfig
+from flywheel.models.early_stopping import EarlyStopping
 from flywheel.models.encoding import FeatureSpec, encode_ranker, sparse_cardinalities
 
 
@@ -160,7 +161,7 @@ def train_ranker(
     by_time = np.argsort(times, kind="stable")
     fit_rows = torch.from_numpy(np.sort(by_time[: len(train) - n_val]))
     val_rows = torch.from_numpy(by_time[len(train) - n_val :])
-    best_loss, best_state, bad_epochs = float("inf"), None, 0
+    stopping = EarlyStopping(patience=config.patience)
     for _ in range(config.epochs):
         model.train()
         order = fit_rows[torch.from_numpy(rng.permutation(len(fit_rows)))]
@@ -182,15 +183,9 @@ def train_ranker(
             val_loss = _loss(
                 model(x["sparse"][v], x["dense"][v], x["history"][v], position[v]), labels[v], inv_p[v], config
             )
-        if val_loss.item() < best_loss - 1e-5:
-            best_loss, bad_epochs = val_loss.item(), 0
-            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-            if bad_epochs > config.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if stopping.should_stop(float(val_loss.item()), model):
+            break
+    stopping.restore_best(model)
     model.eval()
     return model
 

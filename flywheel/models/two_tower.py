@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from flywheel.config.training import RetrievalConfig
+from flywheel.models.early_stopping import EarlyStopping
 from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_users
 
 
@@ -171,7 +172,7 @@ def train_two_tower(
             item_bias=model.bias(item_idx),
         )
 
-    best_loss, best_state, bad_epochs = float("inf"), None, 0
+    stopping = EarlyStopping(patience=config.patience)
     for _ in range(config.epochs):
         model.train()
         order = torch.from_numpy(rng.permutation(fit))
@@ -189,15 +190,9 @@ def train_two_tower(
         with torch.no_grad():
             chunks = [val[i : i + config.batch_size] for i in range(0, len(val), config.batch_size)]
             val_loss = float(np.mean([batch_loss(c, train=False).item() for c in chunks if len(c) >= 2]))
-        if val_loss < best_loss - 1e-5:
-            best_loss, bad_epochs = val_loss, 0
-            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-            if bad_epochs > config.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if stopping.should_stop(val_loss, model):
+            break
+    stopping.restore_best(model)
     model.eval()
     return model
 
