@@ -52,7 +52,8 @@ def evaluate_candidate(
             quality_report=quality_report.path,
         )
         shutil.copyfile(Path(tmp) / "evaluation.json", evaluation.path)
-    for name in ("two_stage.ndcg@10", "retrieval.ndcg@10", "popularity.ndcg@10", "oracle.ndcg@10"):
+    keys = ("two_stage.ndcg@10", "retrieval.ndcg@10", "popularity.ndcg@10", "oracle.ndcg@10", "sim.two_stage.ndcg@10")
+    for name in keys:
         if name in summary["metrics"]:
             metrics.log_metric(name, summary["metrics"][name])
     return summary["run_id"]
@@ -117,7 +118,7 @@ def evaluate_version(
             window=json.loads(window_json),
         )
         shutil.copyfile(Path(tmp) / "evaluation.json", evaluation.path)
-    keys = ("two_stage.ndcg@10", "retrieval.ndcg@10", "popularity.ndcg@10", "oracle.ndcg@10")
+    keys = ("two_stage.ndcg@10", "retrieval.ndcg@10", "popularity.ndcg@10", "oracle.ndcg@10", "sim.two_stage.ndcg@10")
     for name in keys:
         if name in summary["metrics"]:
             metrics.log_metric(name, summary["metrics"][name])

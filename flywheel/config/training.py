@@ -159,6 +159,9 @@ class TrainingConfig(Section):
     """Cut-offs of the ranking metrics."""
     calibration_bins: int = Field(default=10, ge=2)
     """Bins of the calibration curves and the ECE."""
+    simulated_label_draws: int = Field(default=5, ge=1)
+    """On simulated data, how many times the simulator's response to every (user, title) pair is
+    drawn for the full-information view (``sim.*`` metrics, averaged over the draws)."""
     synopsis_buckets: int = Field(default=4096, ge=16)
     """Hash buckets of the synopsis words."""
     synopsis_tokens: int = Field(default=32, ge=1)

@@ -23,20 +23,31 @@ telling one there.
 
 The same systems ranked over the whole catalog (retrieval's real job) are reported under
 ``catalog.<system>.*`` with the same relevance.
+
+On simulated data a third view asks the simulator instead of the log (``sim.<system>.*``, the
+full-information view; :func:`simulated_response_metrics`): every system recommends its top K
+from the titles available when the holdout starts, and relevance is what the simulator's user
+model does when a user is shown a title: watch it past half with the probability of
+:meth:`~flywheel.events.ground_truth.SimulatorOracle.relevance_probability` (drawn for every
+(user, title) pair, the same draws for every system, averaged over
+``simulated_label_draws`` draws). Nothing there depends on where the logging policy happened to
+put a title, so it measures what the models learnt of the users' tastes; on the logged view
+above, a ranker that knew only the logged positions would beat popularity (the logging policy
+puts popular titles on top of its trending rows), which is why popularity is strong there.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
-from flywheel.evaluation.metrics import head_metrics, ranking_metrics
+from flywheel.evaluation.metrics import head_metrics, matrix_ranking_metrics, ranking_metrics
 from flywheel.models.bundle import ModelBundle, recommend, score_candidates, with_retrieval_score
 from flywheel.models.dataset import query_rows
 from flywheel.models.encoding import encode_catalog, sparse_cardinalities
@@ -47,8 +58,17 @@ RELEVANCE_LABEL = "watch_50"
 mostly on where the item was shown (examination falls with row and position) and only linearly on
 the affinity; watching past half depends on the affinity again, given the click."""
 
-Oracle = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""true_affinity(user_ids, content_ids) -> [users, items] scores."""
+
+class Oracle(Protocol):
+    """The ground truth of simulated data (:class:`~flywheel.events.ground_truth.SimulatorOracle`)."""
+
+    def __call__(self, user_ids: np.ndarray, content_ids: np.ndarray) -> np.ndarray:
+        """True affinity, [users, items]; -inf for unknown ids."""
+        ...
+
+    def relevance_probability(self, affinity: np.ndarray) -> np.ndarray:
+        """P(relevant | shown) of each affinity (0 where -inf)."""
+        ...
 
 
 @dataclass
@@ -120,6 +140,83 @@ def ranker_latency_ms(bundle: ModelBundle, candidates: int = 100, repeats: int =
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
+def simulated_response_metrics(
+    bundle: ModelBundle,
+    queries: pd.DataFrame,
+    catalog: pd.DataFrame,
+    train: pd.DataFrame,
+    oracle: Oracle,
+    config: TrainingConfig,
+    *,
+    champion: ModelBundle | None = None,
+) -> dict[str, float]:
+    """The full-information view of simulated data (see the module docstring).
+
+    Every system ranks the titles released before the first query; relevance of each (user,
+    title) pair is drawn from the oracle's :meth:`Oracle.relevance_probability`, with the same
+    draws for every system, ``config.simulated_label_draws`` times.
+
+    Returns:
+        ``sim.<system>.ndcg@K`` / ``recall@K`` (mean over draws) for retrieval, two_stage,
+        popularity, oracle (and champion.two_stage), ``sim.<system>.expected_ndcg@K`` (gains =
+        the relevance probabilities themselves, no draw), ``sim.relevant_per_user`` and ratios
+        ``sim.ratio.two_stage_vs_<base>.ndcg@K``.
+    """
+    ks = tuple(sorted(set(config.eval_k)))
+    kmax = max(ks)
+    released = pd.to_datetime(catalog["release_ts"], utc=True) <= pd.Timestamp(queries["event_timestamp"].min())
+    available = catalog[released.to_numpy()].reset_index(drop=True)
+    users = queries["user_id"].astype(str).to_numpy()
+    ids = available["content_id"].astype(str).to_numpy()
+    affinity = oracle(users, ids)
+    known = np.isfinite(affinity).any(axis=1)
+    queries, users, affinity = queries[known].reset_index(drop=True), users[known], affinity[known]
+    out: dict[str, float] = {"sim.queries": float(len(users)), "sim.titles": float(len(ids))}
+    if len(users) == 0 or len(ids) == 0:
+        return out
+    kmax = min(kmax, len(ids))
+    probability = oracle.relevance_probability(affinity)
+    column = pd.Index(ids)
+
+    def columns_of(content_ids: np.ndarray) -> np.ndarray:
+        return column.get_indexer(content_ids.astype(str).ravel()).reshape(content_ids.shape)
+
+    tops: dict[str, np.ndarray] = {}
+    rec = recommend(bundle, queries, available, train, k=kmax)
+    tops["retrieval"] = columns_of(rec.content_ids[rec.retrieval])
+    tops["two_stage"] = columns_of(rec.content_ids[rec.two_stage])
+    clicks = train[train["click"] > 0]["content_id"].astype(str).value_counts().reindex(ids).fillna(0.0)
+    tops["popularity"] = np.tile(np.argsort(-clicks.to_numpy(), kind="stable")[:kmax], (len(users), 1))
+    tops["oracle"] = np.argsort(-affinity, axis=1, kind="stable")[:, :kmax]
+    if champion is not None:
+        crec = recommend(champion, queries, available, train, k=kmax)
+        tops["champion.two_stage"] = columns_of(crec.content_ids[crec.two_stage])
+    ks = tuple(k for k in ks if k <= kmax)
+    discount = 1.0 / np.log2(np.arange(2, kmax + 2))
+    ideal = np.cumsum(-np.sort(-probability, axis=1)[:, :kmax] * discount, axis=1)
+    for name, top in tops.items():
+        gains = np.take_along_axis(probability, top, axis=1) * discount
+        for k in ks:
+            out[f"sim.{name}.expected_ndcg@{k}"] = float(np.mean(gains[:, :k].sum(axis=1) / ideal[:, k - 1]))
+    rng = np.random.default_rng(config.seed)
+    sums: dict[str, float] = {}
+    relevant_per_user = 0.0
+    for _ in range(config.simulated_label_draws):
+        relevant = rng.random(probability.shape) < probability
+        relevant_per_user += float(relevant.sum(axis=1).mean()) / config.simulated_label_draws
+        for name, top in tops.items():
+            for key, value in matrix_ranking_metrics(top, relevant, ks).items():
+                sums[f"sim.{name}.{key}"] = sums.get(f"sim.{name}.{key}", 0.0) + value / config.simulated_label_draws
+    out.update(sums)
+    out["sim.relevant_per_user"] = relevant_per_user
+    for base in ("oracle", "popularity"):
+        for k in ks:
+            base_ndcg = out.get(f"sim.{base}.ndcg@{k}", 0.0)
+            if base_ndcg > 0:
+                out[f"sim.ratio.two_stage_vs_{base}.ndcg@{k}"] = out[f"sim.two_stage.ndcg@{k}"] / base_ndcg
+    return out
+
+
 def evaluate(
     bundle: ModelBundle,
     train: pd.DataFrame,
@@ -145,7 +242,9 @@ def evaluate(
         Metrics named ``heads.<head>.<metric>``, ``slice.<name>.<head>.<metric>``,
         ``<system>.<metric>@K`` for system in retrieval, two_stage, popularity, oracle,
         champion.two_stage (over the exposed items), the same under ``catalog.`` (over the
-        whole catalog), ``ratio.*`` and ``catalog.ratio.*``, ``latency.*`` and counts.
+        whole catalog) and, with an oracle, under ``sim.`` (the simulator's responses; see
+        :func:`simulated_response_metrics`), ``ratio.*``, ``catalog.ratio.*``, ``sim.ratio.*``,
+        ``latency.*`` and counts.
     """
     ks = tuple(sorted(set(config.eval_k)))
     kmax = max(ks)
@@ -234,6 +333,8 @@ def evaluate(
                     ks,
                 )
                 metrics[f"slice.device={d}.{name}.ndcg@10"] = rd.get("ndcg@10", float("nan"))
+    if oracle is not None:
+        metrics.update(simulated_response_metrics(bundle, queries, catalog, train, oracle, config, champion=champion))
     p50, p99 = ranker_latency_ms(bundle)
     metrics["latency.ranker_p50_ms"], metrics["latency.ranker_p99_ms"] = p50, p99
     for prefix in ("", "catalog."):

@@ -151,6 +151,35 @@ def ranking_metrics(
     return out
 
 
+def matrix_ranking_metrics(top: np.ndarray, relevant: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """Mean recall@K and binary NDCG@K from dense arrays (the same definitions as above).
+
+    Args:
+        top: [Q, >= max(ks)] column indices of each query's ranked items, best first.
+        relevant: [Q, N] boolean relevance of every item for every query.
+        ks: Cut-offs.
+
+    Returns:
+        ``recall@K`` and ``ndcg@K`` averaged over queries with at least one relevant item, and
+        ``queries``.
+    """
+    counts = relevant.sum(axis=1)
+    keep = counts > 0
+    out: dict[str, float] = {"queries": float(keep.sum())}
+    if not keep.any():
+        return out
+    hits = np.take_along_axis(relevant[keep], top[keep], axis=1).astype(float)
+    counts = counts[keep]
+    discount = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    ideal_cum = np.cumsum(discount)
+    for k in ks:
+        dcg = (hits[:, :k] * discount[:k]).sum(axis=1)
+        ideal = ideal_cum[np.minimum(counts, k) - 1]
+        out[f"recall@{k}"] = float(np.mean(hits[:, :k].sum(axis=1) / counts))
+        out[f"ndcg@{k}"] = float(np.mean(dcg / ideal))
+    return out
+
+
 def head_metrics(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> dict[str, float]:
     """AUC, PR-AUC, log loss, ECE, base rate and mean prediction of one head."""
     return {

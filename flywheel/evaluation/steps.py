@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from flywheel.config.training import TrainingConfig
@@ -28,25 +27,12 @@ def load_oracle(uri: str) -> Oracle | None:
     if not uri:
         return None
     if Path(uri).is_dir():
-        from flywheel.events.ground_truth import GroundTruth, true_affinity
+        from flywheel.events.ground_truth import SimulatorOracle
 
-        truth = GroundTruth.load(uri)
-
-        def oracle(user_ids: np.ndarray, content_ids: np.ndarray) -> np.ndarray:
-            known_u = np.array([str(u) in truth.user_index for u in user_ids])
-            known_c = np.array([str(c) in truth.content_index for c in content_ids])
-            scores = np.full((len(user_ids), len(content_ids)), -np.inf)
-            if known_u.any() and known_c.any():
-                inner = true_affinity(
-                    np.asarray(user_ids)[known_u], np.asarray(content_ids)[known_c], truth, outer=True
-                )
-                scores[np.ix_(known_u, known_c)] = inner
-            return scores
-
-        return oracle
+        return SimulatorOracle(uri)
     from flywheel.models.synthetic import LatentOracle
 
-    return LatentOracle(uri)
+    return LatentOracle.load(uri)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -7,8 +7,13 @@ it (cold start) and are appended in arrival order, so "titles available at time 
 a prefix of the catalog.
 
 Latent structure: each genre has a direction in the taste space (``genre_directions``); a
-title's vector is mostly its primary genre's direction, some of its secondary genre's and
-noise. Its ``bias`` is its intrinsic appeal (quality, hype) and also drives its popularity.
+title's vector is mostly its primary genre's direction, some of its secondary genre's, its
+creator's style (every creator has a vector of its own: people who like a creator's work like
+its other work), the theme of its synopsis subject (the subject is written into the synopsis)
+and a small idiosyncratic part. So most of what makes a title appealing to someone can be read
+from its content (genre, creator, synopsis), which is what lets a new title be recommended
+before anyone has watched it; the idiosyncratic part is only learnable from interactions. Its
+``bias`` is its intrinsic appeal (quality, hype) and also drives its popularity.
 """
 
 from __future__ import annotations
@@ -106,6 +111,16 @@ _TWISTS = (
 )
 
 DAY_MS = 86_400_000
+GENRE_WEIGHT = 0.9
+"""Weight of the primary genre's (unit) direction in a title's vector."""
+SECONDARY_GENRE_WEIGHT = 0.4
+"""Weight of the secondary genre's direction."""
+CREATOR_STYLE_SCALE = 0.22
+"""Per-dimension standard deviation of a creator's style vector."""
+THEME_SCALE = 0.15
+"""Per-dimension standard deviation of a synopsis subject's theme vector."""
+IDIOSYNCRATIC_SCALE = 0.15
+"""Per-dimension standard deviation of a title's own part (not readable from its content)."""
 
 
 @dataclass(frozen=True)
@@ -202,9 +217,9 @@ def build_catalog(
         second = rng.choice(codes, len(rows))
         keep = has_secondary[rows] & (second != primary[rows])
         secondary[rows[keep]] = second[keep]
-    vectors = 0.9 * directions[primary] + rng.normal(0, 0.35, (n, dims))
+    vectors = GENRE_WEIGHT * directions[primary] + rng.normal(0, IDIOSYNCRATIC_SCALE, (n, dims))
     with_second = secondary >= 0
-    vectors[with_second] += 0.4 * directions[secondary[with_second]]
+    vectors[with_second] += SECONDARY_GENRE_WEIGHT * directions[secondary[with_second]]
     bias = rng.normal(-2.2, 0.5, n)
     popularity = np.exp(1.5 * (bias - bias.max()))
 
@@ -225,6 +240,11 @@ def build_catalog(
     noun = rng.integers(0, len(_NOUNS), n)
     subject = rng.integers(0, len(_SUBJECTS), n)
     twist = rng.integers(0, len(_TWISTS), n)
+    # creator styles and subject themes from a child generator: the draws of `rng` (and so of
+    # everything generated after the catalog) stay where they were
+    styles = rng.spawn(1)[0]
+    vectors += styles.normal(0, CREATOR_STYLE_SCALE, (creators, dims))[creator]
+    vectors += styles.normal(0, THEME_SCALE, (len(_SUBJECTS), dims))[subject]
     titles = [f"The {_ADJECTIVES[a]} {_NOUNS[b]}" for a, b in zip(adjective.tolist(), noun.tolist(), strict=True)]
     synopses = [
         f"A {GENRES[g].replace('_', ' ')} {CONTENT_TYPES[t].replace('_', ' ')} about {_SUBJECTS[s]} {_TWISTS[w]}."

@@ -33,10 +33,34 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy.special import betainc
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 AFFINITY_FORMULA = "sigmoid(taste[u] . item_vectors[i] + item_bias[i]); taste = user_taste_drifted from drift_at_ms on"
+WATCH_CONCENTRATION = 4.0
+"""Concentration of the Beta distribution the watched fraction is drawn from."""
+
+
+def watch_mean(affinity: np.ndarray, multiplier: np.ndarray | float = 1.0) -> np.ndarray:
+    """Mean watched fraction of a playback, given the true affinity (and an experiment's watch lift)."""
+    return np.clip((0.1 + 0.85 * np.asarray(affinity)) * multiplier, 0.02, 0.98)
+
+
+def watch_past_probability(
+    affinity: np.ndarray, *, max_click_probability: float, play_after_click: float, fraction: float = 0.5
+) -> np.ndarray:
+    """P(a user who looks at a title clicks it, plays it and watches more than ``fraction``).
+
+    The simulator's response model (:mod:`flywheel.events.sessions`) at full examination:
+    P(click) = max_click_probability x affinity, a click plays with ``play_after_click`` and the
+    watched fraction is Beta(c m, c (1 - m)) with m = :func:`watch_mean`. This is the chance that
+    a title is relevant (watched past half) to a user wherever it is shown.
+    """
+    aff = np.asarray(affinity, dtype=float)
+    m = watch_mean(aff)
+    beyond = 1.0 - betainc(WATCH_CONCENTRATION * m, WATCH_CONCENTRATION * (1.0 - m), fraction)
+    return max_click_probability * aff * play_after_click * beyond
 
 
 @dataclass(frozen=True)
@@ -108,6 +132,40 @@ def true_affinity(
             raise ValueError(f"{len(users)} user ids but {len(items)} content ids (use outer=True for all pairs)")
         logits = np.einsum("nd,nd->n", taste[users], truth.item_vectors[items]) + truth.item_bias[items]
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+class SimulatorOracle:
+    """The oracle of a ground-truth folder: true affinities and the chance of relevance.
+
+    Calling it gives the (users, titles) affinity matrix; ids the simulation does not know
+    score -inf. :meth:`relevance_probability` turns affinities into the probability that the
+    user would watch the title past half if shown it (the simulator's own response model, with
+    the click and play probabilities of the simulation that wrote the folder).
+    """
+
+    def __init__(self, folder: str | Path | GroundTruth):
+        self.truth = folder if isinstance(folder, GroundTruth) else GroundTruth.load(folder)
+        behaviour = self.truth.manifest.get("config", {})
+        self.max_click_probability = float(behaviour.get("max_click_probability", 0.5))
+        self.play_after_click = float(behaviour.get("play_after_click", 0.85))
+
+    def __call__(self, user_ids: np.ndarray, content_ids: np.ndarray) -> np.ndarray:
+        """True affinity, shape (users, titles); unknown ids score -inf."""
+        truth = self.truth
+        known_u = np.array([str(u) in truth.user_index for u in user_ids], dtype=bool)
+        known_c = np.array([str(c) in truth.content_index for c in content_ids], dtype=bool)
+        scores = np.full((len(user_ids), len(content_ids)), -np.inf)
+        if known_u.any() and known_c.any():
+            inner = true_affinity(np.asarray(user_ids)[known_u], np.asarray(content_ids)[known_c], truth, outer=True)
+            scores[np.ix_(known_u, known_c)] = inner
+        return scores
+
+    def relevance_probability(self, affinity: np.ndarray) -> np.ndarray:
+        """P(watched past half | shown) for affinities from :meth:`__call__` (0 where -inf)."""
+        aff = np.where(np.isfinite(affinity), affinity, 0.0)
+        return watch_past_probability(
+            aff, max_click_probability=self.max_click_probability, play_after_click=self.play_after_click
+        )
 
 
 def _timestamps(ms: np.ndarray) -> pa.Array:

@@ -31,12 +31,12 @@ import numpy as np
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.events.catalog import GENRES, Catalog
 from flywheel.events.columns import ALGORITHMS, CODE, EventColumns
+from flywheel.events.ground_truth import WATCH_CONCENTRATION, watch_mean
 
 SEARCH_BOOST = 3.0
 """Logit bonus of the query's genre among search results."""
 POLICY_NOISE = 0.7
 """Standard deviation of the personalised policy's error on the affinity logit."""
-WATCH_CONCENTRATION = 4.0
 COMPLETION_FRACTION = 0.95
 BOT_CLICK_PROBABILITY = 0.3
 #: A few query texts per genre; the query of a search is one of its genre's texts.
@@ -181,7 +181,7 @@ def simulate_sessions(
     click_aff = affinity[click_row, click_pos]
     click_bot = bot[click_session]
     plays = rng.random(clicks) < np.where(click_bot, 0.9, cfg.play_after_click)
-    mean = np.clip((0.1 + 0.85 * click_aff) * batch.watch_multiplier[click_session], 0.02, 0.98)
+    mean = watch_mean(click_aff, batch.watch_multiplier[click_session])
     fraction = rng.beta(WATCH_CONCENTRATION * mean, WATCH_CONCENTRATION * (1 - mean))
     fraction = np.where(click_bot, rng.uniform(0.001, 0.03, clicks), fraction)
     completed = fraction >= COMPLETION_FRACTION

@@ -57,6 +57,11 @@ class SyntheticWorld:
             raise KeyError("unknown user or content id")
         return self.user_vectors[u] @ self.item_vectors[i].T + self.item_quality[i][None, :]
 
+    @property
+    def oracle(self) -> LatentOracle:
+        """The oracle for evaluation: :meth:`true_affinity` plus the chance of relevance."""
+        return LatentOracle(self.user_ids, self.content_ids, self.user_vectors, self.item_vectors, self.item_quality)
+
     def save_oracle(self, path: str | Path) -> Path:
         """Write the latent vectors to ``path`` (npz), readable by :class:`LatentOracle`."""
         path = Path(path)
@@ -262,13 +267,27 @@ def make_world(
 
 
 class LatentOracle:
-    """The oracle read back from :meth:`SyntheticWorld.save_oracle` (true affinity)."""
+    """The synthetic world's oracle: true affinity logits and the chance of relevance."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        user_ids: np.ndarray,
+        content_ids: np.ndarray,
+        user_vectors: np.ndarray,
+        item_vectors: np.ndarray,
+        item_quality: np.ndarray,
+    ) -> None:
+        self._users = pd.Index(np.asarray(user_ids, dtype=str))
+        self._items = pd.Index(np.asarray(content_ids, dtype=str))
+        self._u, self._v, self._q = user_vectors, item_vectors, item_quality
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatentOracle:
+        """The oracle written by :meth:`SyntheticWorld.save_oracle`."""
         data = np.load(Path(path), allow_pickle=False)
-        self._users = pd.Index(data["user_ids"])
-        self._items = pd.Index(data["content_ids"])
-        self._u, self._v, self._q = data["user_vectors"], data["item_vectors"], data["item_quality"]
+        return cls(
+            data["user_ids"], data["content_ids"], data["user_vectors"], data["item_vectors"], data["item_quality"]
+        )
 
     def __call__(self, user_ids: np.ndarray, content_ids: np.ndarray) -> np.ndarray:
         """True affinity, users x items; unknown ids score -inf."""
@@ -278,3 +297,9 @@ class LatentOracle:
         scores[u < 0, :] = -np.inf
         scores[:, i < 0] = -np.inf
         return scores
+
+    @staticmethod
+    def relevance_probability(affinity: np.ndarray) -> np.ndarray:
+        """P(watched | shown at full examination): the world's click x watch model (0 where -inf)."""
+        a = np.where(np.isfinite(affinity), affinity, -np.inf)
+        return _sigmoid(1.5 * a - 1.0) * _sigmoid(1.5 * a + 0.5)

@@ -461,3 +461,64 @@ def test_shipped_defaults_plant_the_demo_experiment_after_a_pre_period() -> None
     (exp,) = sim.experiments
     assert exp.id == "home_row_ranker_v2" and exp.start == 3
     assert exp.variants == {"control": 0.5, "treatment": 0.5} and exp.click_lift == {"treatment": 0.08}
+
+
+def test_content_explains_most_of_a_titles_latent_vector() -> None:
+    """Titles of one creator, or on one synopsis subject, are closer than titles of one genre alone."""
+    world = build_world(small(users=50, items=3000, new_items_per_day=0))
+    cat = world.catalog
+    vectors = cat.vectors
+    subject = np.array([s.split(" about ")[1].split(" who ")[0][:12] for s in cat.synopses])
+
+    def mean_distance(mask_fn: Any) -> float:
+        rng = np.random.default_rng(0)
+        a, b = rng.integers(0, len(vectors), (2, 200_000))
+        keep = (a != b) & mask_fn(a, b)
+        return float(np.linalg.norm(vectors[a[keep]] - vectors[b[keep]], axis=1).mean())
+
+    genre = lambda a, b: cat.primary_genre[a] == cat.primary_genre[b]  # noqa: E731
+    same_genre = mean_distance(genre)
+    same_creator = mean_distance(lambda a, b: genre(a, b) & (cat.creator[a] == cat.creator[b]))
+    same_subject = mean_distance(lambda a, b: genre(a, b) & (subject[a] == subject[b]))
+    assert same_creator < 0.85 * same_genre
+    assert same_subject < same_genre
+    # what is left once genre, creator and subject are known is a small part of the vector
+    groups = set(zip(cat.creator.tolist(), cat.primary_genre.tolist(), strict=True))
+    within = [vectors[(cat.creator == c) & (cat.primary_genre == g)] for c, g in groups]
+    spread = np.mean([np.linalg.norm(v - v.mean(0), axis=1).mean() for v in within if len(v) > 3])
+    assert spread < 0.6 * same_genre
+
+
+def test_relevance_probability_is_the_simulators_response_model() -> None:
+    """P(click, play, watch > half | shown at full examination), checked by drawing the same steps."""
+    from flywheel.events.ground_truth import WATCH_CONCENTRATION, watch_mean, watch_past_probability
+
+    rng = np.random.default_rng(3)
+    n = 400_000
+    for affinity in (0.05, 0.3, 0.7):
+        clicked = rng.random(n) < 0.5 * affinity
+        played = rng.random(n) < 0.85
+        m = watch_mean(np.full(n, affinity))
+        fraction = rng.beta(WATCH_CONCENTRATION * m, WATCH_CONCENTRATION * (1 - m))
+        empirical = float(np.mean(clicked & played & (fraction > 0.5)))
+        model = watch_past_probability(np.array([affinity]), max_click_probability=0.5, play_after_click=0.85)
+        expected = float(model[0])
+        assert empirical == pytest.approx(expected, rel=0.05, abs=2e-4)
+    grows = watch_past_probability(np.linspace(0.01, 0.99, 50), max_click_probability=0.5, play_after_click=0.85)
+    assert np.all(np.diff(grows) > 0)
+
+
+def test_simulator_oracle_reads_the_behaviour_of_its_simulation(tmp_path: Path) -> None:
+    from flywheel.events.ground_truth import SimulatorOracle, watch_past_probability
+
+    cfg = small(users=60, items=50, max_click_probability=0.3, play_after_click=0.6)
+    world = build_world(cfg)
+    export_ground_truth(world, tmp_path)
+    oracle = SimulatorOracle(tmp_path)
+    aff = oracle(np.array(world.population.user_ids[:5] + ["nobody"]), np.array(world.catalog.content_ids[:7]))
+    assert np.isneginf(aff[-1]).all() and np.isfinite(aff[:-1]).all()
+    prob = oracle.relevance_probability(aff)
+    assert (prob[-1] == 0).all()
+    np.testing.assert_allclose(
+        prob[:-1], watch_past_probability(aff[:-1], max_click_probability=0.3, play_after_click=0.6)
+    )

@@ -22,9 +22,7 @@ def setup():
         retrieval=RetrievalConfig(epochs=3, history_length=10), ranker=RankerConfig(epochs=2), eval_k=(5, 10)
     )
     bundle = train_bundle(split.train, world.catalog, config)
-    result = evaluate(
-        bundle, split.train, split.holdout, world.catalog, config, champion=bundle, oracle=world.true_affinity
-    )
+    result = evaluate(bundle, split.train, split.holdout, world.catalog, config, champion=bundle, oracle=world.oracle)
     return split, result, bundle, world, config
 
 
@@ -54,6 +52,25 @@ def test_metrics_cover_heads_systems_slices(evaluation) -> None:
     assert m["oracle.ndcg@10"] > m["popularity.ndcg@10"]
 
 
+def test_simulated_view_ranks_the_catalog_against_the_simulators_responses(setup) -> None:
+    split, evaluation, bundle, world, config = setup
+    m = evaluation.metrics
+    released = (world.catalog["release_ts"] <= split.holdout["event_timestamp"].min()).sum()
+    assert m["sim.titles"] == released < len(world.catalog)
+    assert m["sim.queries"] == split.holdout["user_id"].nunique()
+    for system in ("retrieval", "two_stage", "popularity", "oracle", "champion.two_stage"):
+        for name in ("ndcg@5", "ndcg@10", "recall@10", "expected_ndcg@10"):
+            assert 0.0 <= m[f"sim.{system}.{name}"] <= 1.0
+    # the oracle's order is the ideal one for the expected gains, and the best on the draws
+    assert m["sim.oracle.expected_ndcg@10"] == pytest.approx(1.0)
+    assert m["sim.oracle.ndcg@10"] > max(m["sim.popularity.ndcg@10"], m["sim.two_stage.ndcg@10"])
+    assert m["sim.champion.two_stage.ndcg@10"] == pytest.approx(m["sim.two_stage.ndcg@10"])
+    for base in ("oracle", "popularity"):
+        ratio = m["sim.two_stage.ndcg@10"] / m[f"sim.{base}.ndcg@10"]
+        assert m[f"sim.ratio.two_stage_vs_{base}.ndcg@10"] == pytest.approx(ratio)
+    assert m["sim.relevant_per_user"] > 0
+
+
 def test_plots_are_written(evaluation, tmp_path) -> None:
     paths = write_plots(evaluation, tmp_path)
     assert [p.name for p in paths] == ["roc.png", "calibration.png", "ndcg_by_k.png"]
@@ -69,7 +86,7 @@ def test_relevance_is_watching_past_half_for_every_system(setup) -> None:
     users = sorted(split.holdout["user_id"].unique())
     holdout = split.holdout.copy()
     holdout.loc[holdout["user_id"].isin(users[::2]), "watch_50"] = 0
-    m = evaluate(bundle, split.train, holdout, world.catalog, config, oracle=world.true_affinity).metrics
+    m = evaluate(bundle, split.train, holdout, world.catalog, config, oracle=world.oracle).metrics
     expected = holdout.loc[holdout["watch_50"] > 0, "user_id"].nunique()
     assert expected < watched
     assert all(m[f"{s}.queries"] == expected for s in systems)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from flywheel.evaluation.metrics import (
@@ -9,6 +10,7 @@ from flywheel.evaluation.metrics import (
     calibration,
     head_metrics,
     log_loss,
+    matrix_ranking_metrics,
     ndcg_at_k,
     pr_auc,
     ranking_metrics,
@@ -78,3 +80,16 @@ def test_head_metrics_keys() -> None:
     assert out["auc"] == 1.0
     assert out["base_rate"] == 0.5
     assert out["mean_pred"] == pytest.approx(0.45)
+
+
+def test_matrix_ranking_metrics_equal_the_list_definitions() -> None:
+    rng = np.random.default_rng(5)
+    relevant = rng.random((40, 30)) < 0.15
+    relevant[3] = False  # a query with nothing relevant is skipped
+    top = np.argsort(-rng.random((40, 30)), axis=1)[:, :10]
+    fast = matrix_ranking_metrics(top, relevant, (1, 5, 10))
+    slow = ranking_metrics([list(t) for t in top], [set(np.flatnonzero(r)) for r in relevant], (1, 5, 10))
+    assert fast["queries"] == slow["queries"] == 39
+    for k in (1, 5, 10):
+        assert fast[f"ndcg@{k}"] == pytest.approx(slow[f"ndcg@{k}"])
+        assert fast[f"recall@{k}"] == pytest.approx(slow[f"recall@{k}"])
