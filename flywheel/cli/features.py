@@ -102,8 +102,10 @@ def backfill(
         for code, count in summary.rejections.items():
             reasons.add_row(code, f"{count:,}")
         console.print(reasons)
-    if not fcfg.catalog_path or not fcfg.users_path:
-        console.print("[yellow]note:[/] no catalog or users table: genre, creator and profile features use defaults")
+    if not fcfg.catalog_path:
+        console.print("[yellow]note:[/] no catalog (features.catalog_path): genre and creator features use defaults")
+    if not fcfg.users_path:
+        console.print("[yellow]note:[/] no users table (features.users_path): tier and tenure features use defaults")
 
 
 @app.command()
