@@ -27,18 +27,15 @@ import pandas as pd
 import torch
 
 from flywheel.config.loader import load_config
+from flywheel.evaluation.metrics import graded_ndcg
 from flywheel.events.ground_truth import SimulatorOracle
 from flywheel.models.contract import adapt_feature_platform
 from flywheel.models.dataset import time_split
 
 
 def expected_ndcg(scores: np.ndarray, gains: np.ndarray, k: int = 10) -> float:
-    """Mean over users of DCG@k of ``scores``' order with ``gains``, over the ideal DCG@k."""
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    top = np.argsort(-scores, axis=1)[:, :k]
-    dcg = (np.take_along_axis(gains, top, axis=1) * discount).sum(axis=1)
-    ideal = (-np.sort(-gains, axis=1)[:, :k] * discount).sum(axis=1)
-    return float(np.mean(dcg / ideal))
+    """NDCG@k of each user's order by ``scores``, with ``gains`` as the graded relevance."""
+    return graded_ndcg(np.argsort(-scores, axis=1)[:, :k], gains, (k,))[k]
 
 
 def fit_tastes(

@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
-from flywheel.evaluation.metrics import head_metrics, matrix_ranking_metrics, ranking_metrics
+from flywheel.evaluation.metrics import graded_ndcg, head_metrics, matrix_ranking_metrics, ranking_metrics
 from flywheel.models.bundle import ModelBundle, recommend, score_candidates, with_retrieval_score
 from flywheel.models.dataset import query_rows
 from flywheel.models.encoding import encode_catalog, sparse_cardinalities
@@ -192,12 +192,9 @@ def simulated_response_metrics(
         crec = recommend(champion, queries, available, train, k=kmax)
         tops["champion.two_stage"] = columns_of(crec.content_ids[crec.two_stage])
     ks = tuple(k for k in ks if k <= kmax)
-    discount = 1.0 / np.log2(np.arange(2, kmax + 2))
-    ideal = np.cumsum(-np.sort(-probability, axis=1)[:, :kmax] * discount, axis=1)
     for name, top in tops.items():
-        gains = np.take_along_axis(probability, top, axis=1) * discount
-        for k in ks:
-            out[f"sim.{name}.expected_ndcg@{k}"] = float(np.mean(gains[:, :k].sum(axis=1) / ideal[:, k - 1]))
+        for k, value in graded_ndcg(top, probability, ks).items():
+            out[f"sim.{name}.expected_ndcg@{k}"] = value
     rng = np.random.default_rng(config.seed)
     sums: dict[str, float] = {}
     relevant_per_user = 0.0

@@ -180,6 +180,24 @@ def matrix_ranking_metrics(top: np.ndarray, relevant: np.ndarray, ks: Sequence[i
     return out
 
 
+def graded_ndcg(top: np.ndarray, gains: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
+    """Mean NDCG@K with graded gains (e.g. probabilities of relevance), from dense arrays.
+
+    Args:
+        top: [Q, >= max(ks)] column indices of each query's ranked items, best first.
+        gains: [Q, N] gain of every item for every query (every query needs a positive gain).
+        ks: Cut-offs.
+
+    Returns:
+        K -> mean over queries of DCG@K / ideal DCG@K (the ideal orders the gains themselves).
+    """
+    kmax = max(ks)
+    discount = 1.0 / np.log2(np.arange(2, kmax + 2))
+    dcg = np.cumsum(np.take_along_axis(gains, top[:, :kmax], axis=1) * discount, axis=1)
+    ideal = np.cumsum(-np.sort(-gains, axis=1)[:, :kmax] * discount, axis=1)
+    return {k: float(np.mean(dcg[:, k - 1] / ideal[:, k - 1])) for k in ks}
+
+
 def head_metrics(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> dict[str, float]:
     """AUC, PR-AUC, log loss, ECE, base rate and mean prediction of one head."""
     return {

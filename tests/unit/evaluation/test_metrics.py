@@ -8,6 +8,7 @@ import pytest
 from flywheel.evaluation.metrics import (
     average_precision_at_k,
     calibration,
+    graded_ndcg,
     head_metrics,
     log_loss,
     matrix_ranking_metrics,
@@ -93,3 +94,18 @@ def test_matrix_ranking_metrics_equal_the_list_definitions() -> None:
     for k in (1, 5, 10):
         assert fast[f"ndcg@{k}"] == pytest.approx(slow[f"ndcg@{k}"])
         assert fast[f"recall@{k}"] == pytest.approx(slow[f"recall@{k}"])
+
+
+def test_graded_ndcg_is_one_for_the_ideal_order_and_binary_ndcg_on_binary_gains() -> None:
+    rng = np.random.default_rng(8)
+    gains = rng.random((25, 40))
+    ideal = np.argsort(-gains, axis=1)
+    assert graded_ndcg(ideal, gains, (1, 10))[10] == pytest.approx(1.0)
+    worst = ideal[:, ::-1]
+    assert graded_ndcg(worst, gains, (10,))[10] < 0.5
+    binary = rng.random((25, 40)) < 0.2
+    binary[:, 0] = True
+    top = np.argsort(-rng.random((25, 40)), axis=1)
+    assert graded_ndcg(top, binary.astype(float), (5, 10))[5] == pytest.approx(
+        matrix_ranking_metrics(top, binary, (5,))["ndcg@5"]
+    )
