@@ -8,31 +8,11 @@ from typing import Literal
 from pydantic import Field
 
 from flywheel.config.base import Section
+from flywheel.events.catalog import GENRES
 
-#: The genre vocabulary of the genre vectors (the platform catalog's genres: video, music, podcasts);
-#: genres outside it count in a last "other" slot.
-DEFAULT_GENRES: tuple[str, ...] = (
-    "action",
-    "comedy",
-    "drama",
-    "thriller",
-    "horror",
-    "romance",
-    "sci_fi",
-    "documentary",
-    "animation",
-    "crime",
-    "pop",
-    "rock",
-    "hip_hop",
-    "electronic",
-    "jazz",
-    "classical",
-    "news",
-    "true_crime",
-    "technology",
-    "history",
-)
+#: The genre vocabulary of the genre vectors: the platform catalog's genres (video, music,
+#: podcasts), as the simulator generates them; genres outside it count in a last "other" slot.
+DEFAULT_GENRES: tuple[str, ...] = GENRES
 
 
 class FeaturesConfig(Section):
