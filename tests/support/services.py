@@ -65,11 +65,7 @@ def kafka_broker() -> Iterator[str]:
         wait_for_port(port, timeout_s=30, process=process)
         yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
 
 
 @contextmanager
@@ -88,12 +84,17 @@ def redis_server() -> Iterator[str]:
         _wait_for_pong(port, timeout_s=15, process=process)
         yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server process; kill it if it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_for_pong(port: int, *, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
