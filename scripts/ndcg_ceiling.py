@@ -11,6 +11,11 @@ popularity, the fitted tastes and the oracle.
 A model that must also learn the items cannot beat this by much: the printed figure is the
 headroom that the interactions of the window support.
 
+``--scaling 50,150,500,1500,5000`` then asks how much data per user the headroom needs: for a
+sample of users it draws that many impressions each (titles released before the holdout, half
+uniform and half by popularity, positions 1-10) with clicks from the simulator's click model,
+fits the tastes the same way and prints clicks per user against the headroom.
+
 Usage (after ``flywheel simulate`` and ``flywheel features backfill/materialize/training-set``)::
 
     FLYWHEEL_HOME=.flywheel/demo .venv/bin/python scripts/ndcg_ceiling.py
@@ -70,6 +75,8 @@ def main() -> None:
     parser.add_argument("--training-set", type=Path, default=home / "features" / "training" / "training_set.parquet")
     parser.add_argument("--ground-truth", type=Path, default=home / "ground_truth")
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--scaling", default="", help="impressions per user to simulate, comma-separated")
+    parser.add_argument("--scaling-users", type=int, default=500)
     args = parser.parse_args()
     config = load_config(args.config)
     window, _ = adapt_feature_platform(pd.read_parquet(args.training_set))
@@ -95,6 +102,50 @@ def main() -> None:
         taste = fit_tastes(split.train, users, oracle, strength=strength, position_bias=position_bias)
         scores = taste @ truth.item_vectors[columns].T + truth.item_bias[columns]
         print(f"expected NDCG@10  true items + fitted tastes (L2 {strength}) {expected_ndcg(scores, gains):.4f}")
+    if args.scaling:
+        sizes = [int(n) for n in args.scaling.split(",")]
+        scaling(oracle, users, ids, columns, affinity, gains, sizes, args.scaling_users, position_bias, config.training.seed)
+
+
+def scaling(
+    oracle: SimulatorOracle,
+    users: list[str],
+    ids: np.ndarray,
+    columns: list[int],
+    affinity: np.ndarray,
+    gains: np.ndarray,
+    sizes: list[int],
+    sample: int,
+    position_bias: float,
+    seed: int,
+) -> None:
+    """Headroom against impressions per user, on simulated impressions of a sample of users."""
+    truth = oracle.truth
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(users), min(sample, len(users)), replace=False))
+    sampled = [users[i] for i in pick]
+    popularity = np.exp(truth.item_bias[columns])
+    draw = 0.5 * popularity / popularity.sum() + 0.5 / len(ids)
+    print(f"scaling on {len(sampled):,} users (headroom: best of L2 0.3 / 1 / 3)")
+    for size in sizes:
+        shown = np.stack([rng.choice(len(ids), size, p=draw) for _ in sampled])
+        position = rng.integers(1, 11, shown.shape)
+        p_click = oracle.max_click_probability * position**-position_bias * affinity[pick[:, None], shown]
+        clicked = rng.random(shown.shape) < p_click
+        train = pd.DataFrame(
+            {
+                "user_id": np.repeat(sampled, size),
+                "content_id": ids[shown].ravel(),
+                "position": position.ravel(),
+                "click": clicked.ravel().astype(float),
+            }
+        )
+        best = 0.0
+        for strength in (0.3, 1.0, 3.0):
+            taste = fit_tastes(train, sampled, oracle, strength=strength, position_bias=position_bias)
+            scores = taste @ truth.item_vectors[columns].T + truth.item_bias[columns]
+            best = max(best, expected_ndcg(scores, gains[pick]))
+        print(f"  {size:>6,} impressions per user, {clicked.sum(1).mean():6.1f} clicks per user: headroom {best:.4f}")
 
 
 if __name__ == "__main__":
