@@ -104,7 +104,8 @@ def main() -> None:
         print(f"expected NDCG@10  true items + fitted tastes (L2 {strength}) {expected_ndcg(scores, gains):.4f}")
     if args.scaling:
         sizes = [int(n) for n in args.scaling.split(",")]
-        scaling(oracle, users, ids, columns, affinity, gains, sizes, args.scaling_users, position_bias, config.training.seed)
+        seed = config.training.seed
+        scaling(oracle, users, ids, columns, affinity, gains, sizes, args.scaling_users, position_bias, seed)
 
 
 def scaling(
