@@ -33,7 +33,7 @@ def evaluate_candidate(
     import pandas as pd
 
     from flywheel.config.training import parse_training_config
-    from flywheel.evaluation.steps import evaluate_and_log
+    from flywheel.evaluation.steps import evaluate_and_log, headline_metrics
     from flywheel.models.steps import assemble_bundle, read_table
 
     config = parse_training_config(config_json)
@@ -52,10 +52,8 @@ def evaluate_candidate(
             quality_report=quality_report.path,
         )
         shutil.copyfile(Path(tmp) / "evaluation.json", evaluation.path)
-    keys = ("two_stage.ndcg@10", "retrieval.ndcg@10", "popularity.ndcg@10", "oracle.ndcg@10", "sim.two_stage.ndcg@10")
-    for name in keys:
-        if name in summary["metrics"]:
-            metrics.log_metric(name, summary["metrics"][name])
+    for name, value in headline_metrics(summary["metrics"]).items():
+        metrics.log_metric(name, value)
     return summary["run_id"]
 
 
@@ -103,7 +101,7 @@ def evaluate_version(
     import pandas as pd
 
     from flywheel.config.training import parse_training_config
-    from flywheel.evaluation.steps import evaluate_registered
+    from flywheel.evaluation.steps import evaluate_registered, headline_metrics
     from flywheel.models.steps import read_table
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,15 +116,14 @@ def evaluate_version(
             window=json.loads(window_json),
         )
         shutil.copyfile(Path(tmp) / "evaluation.json", evaluation.path)
-    keys = ("two_stage.ndcg@10", "retrieval.ndcg@10", "popularity.ndcg@10", "oracle.ndcg@10", "sim.two_stage.ndcg@10")
-    for name in keys:
-        if name in summary["metrics"]:
-            metrics.log_metric(name, summary["metrics"][name])
+    headline = headline_metrics(summary["metrics"])
+    for name, value in headline.items():
+        metrics.log_metric(name, value)
     return json.dumps(
         {
             "status": "evaluated",
             "version": summary["version"],
             "run_id": summary["run_id"],
-            "metrics": {k: summary["metrics"][k] for k in keys if k in summary["metrics"]},
+            "metrics": headline,
         }
     )

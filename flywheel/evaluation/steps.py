@@ -47,6 +47,22 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+HEADLINE_METRICS = (
+    "two_stage.ndcg@10",
+    "retrieval.ndcg@10",
+    "popularity.ndcg@10",
+    "oracle.ndcg@10",
+    "champion.two_stage.ndcg@10",
+    "sim.two_stage.ndcg@10",
+)
+"""What the pipeline components show in the KFP UI (every metric is in the MLflow run)."""
+
+
+def headline_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The :data:`HEADLINE_METRICS` that ``metrics`` has."""
+    return {name: float(metrics[name]) for name in HEADLINE_METRICS if name in metrics}
+
+
 def _champion(config: TrainingConfig, tmp: str) -> tuple[ModelBundle | None, str | None]:
     from flywheel.registry.mlflow_registry import CHAMPION, download_bundle, version_by_alias
 
@@ -141,6 +157,8 @@ def evaluate_registered(
 ) -> dict[str, Any]:
     """Score a registered version (number or alias) on a fresh window and log an evaluation run.
 
+    Another version than the champion is scored side by side with the champion (``champion.*``).
+
     Raises:
         LookupError: The version or alias does not exist.
     """
@@ -152,8 +170,11 @@ def evaluate_registered(
         raise LookupError(f"model {config.model_name!r} has no version or alias {model_ref!r}")
     report_dir = Path(report_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = ModelBundle.load(download_bundle(found.run_id, tmp))
-        result = evaluate(bundle, train, holdout, catalog, config, oracle=load_oracle(oracle_uri))
+        bundle = ModelBundle.load(download_bundle(found.run_id, Path(tmp) / "scored"))
+        champion, champion_version = _champion(config, str(Path(tmp) / "champion"))
+        if champion_version == found.version:
+            champion = None  # the champion itself is scored: no second copy side by side
+        result = evaluate(bundle, train, holdout, catalog, config, champion=champion, oracle=load_oracle(oracle_uri))
     plots = write_plots(result, report_dir / "plots", config.calibration_bins)
     run_id = log_evaluation_run(
         experiment_id=experiment_id,

@@ -1,5 +1,6 @@
 """MLflow: log a training run (params, metrics, data window, features, signature, plots), register
-a version, move the ``champion`` / ``challenger`` aliases (stages are deprecated), read them back.
+a version, move the ``champion`` / ``challenger`` aliases (stages are deprecated), read them back,
+promote a challenger and roll a bad champion back.
 
 SQLite backend and a local artifact folder by default; any server URI when configured. Nothing
 happens at import time: call :func:`connect` from an entry point.
@@ -19,6 +20,8 @@ import pandas as pd
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous_champion"
+"""Where :func:`promote` leaves the champion it replaces, for :func:`rollback`."""
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9_\-. :/]")
 PIP_REQUIREMENTS = ["torch==2.13.0", "pandas", "numpy", "pyarrow", "flywheel-mlops"]
 
@@ -154,9 +157,87 @@ def version_info(model_name: str, version: str) -> VersionInfo:
     return VersionInfo(str(mv.version), str(mv.run_id))
 
 
+def aliases(model_name: str) -> dict[str, str]:
+    """Every alias of ``model_name`` as {alias: version} ({} when the model is not registered)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = MlflowClient().get_registered_model(model_name)
+    except MlflowException:
+        return {}
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """What :func:`promote` or :func:`rollback` did."""
+
+    champion: str
+    """The version that is champion now."""
+    replaced: str | None
+    """The version that was champion before (None when there was none)."""
+
+
+def promote(model_name: str, ref: str = CHALLENGER) -> AliasMove:
+    """Make ``ref`` (a version number or alias, ``challenger`` by default) the champion.
+
+    The replaced champion keeps the ``previous_champion`` alias, so :func:`rollback` can restore
+    it; the ``challenger`` alias is removed when it pointed at the promoted version.
+
+    Raises:
+        LookupError: ``ref`` names no version of ``model_name``.
+        ValueError: ``ref`` is already the champion.
+    """
+    from mlflow import MlflowClient
+
+    found = resolve(model_name, ref)
+    if found is None:
+        raise LookupError(f"model {model_name!r} has no version or alias {ref!r}")
+    current = version_by_alias(model_name, CHAMPION)
+    if current is not None and current.version == found.version:
+        raise ValueError(f"version {found.version} of {model_name!r} is already the champion")
+    client = MlflowClient()
+    if current is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, current.version)
+    client.set_registered_model_alias(model_name, CHAMPION, found.version)
+    if aliases(model_name).get(CHALLENGER) == found.version:
+        client.delete_registered_model_alias(model_name, CHALLENGER)
+    return AliasMove(found.version, current.version if current else None)
+
+
+def rollback(model_name: str, reason: str = "") -> AliasMove:
+    """Give the champion alias back to the ``previous_champion`` (a bad model rolled back).
+
+    The demoted version is tagged ``rolled_back`` with ``reason``; ``previous_champion`` is removed.
+
+    Raises:
+        LookupError: There is no previous champion to return to.
+    """
+    from mlflow import MlflowClient
+
+    previous = version_by_alias(model_name, PREVIOUS_CHAMPION)
+    if previous is None:
+        raise LookupError(f"model {model_name!r} has no {PREVIOUS_CHAMPION!r} to roll back to")
+    current = version_by_alias(model_name, CHAMPION)
+    client = MlflowClient()
+    client.set_registered_model_alias(model_name, CHAMPION, previous.version)
+    client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+    if current is not None and current.version != previous.version:
+        client.set_model_version_tag(model_name, current.version, "rolled_back", reason or "manual rollback")
+    return AliasMove(previous.version, current.version if current else None)
+
+
 def resolve(model_name: str, ref: str) -> VersionInfo | None:
-    """A version by number (``"3"``) or alias (``"champion"``)."""
-    return version_info(model_name, ref) if ref.isdigit() else version_by_alias(model_name, ref)
+    """A version by number (``"3"``) or alias (``"champion"``); None when there is no such version."""
+    from mlflow.exceptions import MlflowException
+
+    if not ref.isdigit():
+        return version_by_alias(model_name, ref)
+    try:
+        return version_info(model_name, ref)
+    except MlflowException:
+        return None
 
 
 def download_bundle(run_id: str, dest: str | Path) -> Path:

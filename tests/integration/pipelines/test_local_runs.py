@@ -1,8 +1,10 @@
 """The pipelines run end to end under kfp.local, with MLflow on SQLite in a temporary folder.
 
-One run of each: training registers the first version as champion; retraining with a margin it
-cannot reach stops at the promotion gate (champion unchanged, no challenger); evaluation scores
-the champion on a fresh window; a corrupted window stops at the data-quality gate.
+Training registers the first version as champion; retraining with a margin it cannot reach
+stops at the promotion gate (champion unchanged, no challenger), with a margin it can reach it
+registers a challenger; evaluation scores the champion, and the challenger side by side with
+the champion, on a fresh window; promotion and rollback move the aliases. A corrupted, an empty
+and a window missing a feature each stop at the data-quality gate with the champion unchanged.
 """
 
 from __future__ import annotations
@@ -101,6 +103,21 @@ def test_training_retraining_evaluation(setup: dict) -> None:
     evaluated = _run(setup, "evaluation", "fresh.parquet", config, model_ref="champion")
     assert evaluated["status"] == "evaluated" and evaluated["version"] == "1", evaluated
     assert 0.0 <= evaluated["metrics"]["two_stage.ndcg@10"] <= 1.0
+    assert "champion.two_stage.ndcg@10" not in evaluated["metrics"]  # the champion is not compared with itself
+
+    lenient = config.model_copy(update={"promotion": config.promotion.model_copy(update={"min_relative_gain": -1.0})})
+    challenger = _run(setup, "retraining", "fresh.parquet", lenient)
+    assert (challenger["status"], challenger["version"], challenger["alias"]) == ("registered", "2", "challenger")
+    assert _aliases(config) == {"champion": "1", "challenger": "2"}
+    side_by_side = _run(setup, "evaluation", "fresh.parquet", config, model_ref="challenger")
+    assert side_by_side["version"] == "2" and "champion.two_stage.ndcg@10" in side_by_side["metrics"]
+
+    from flywheel.registry.mlflow_registry import promote, rollback
+
+    promote(config.model_name)
+    assert _aliases(config) == {"champion": "2", "previous_champion": "1"}
+    rollback(config.model_name, "canary failed")
+    assert _aliases(config) == {"champion": "1"}
 
 
 def test_corrupted_window_stops_at_the_data_gate(setup: dict) -> None:
@@ -120,4 +137,12 @@ def test_corrupted_window_stops_at_the_data_gate(setup: dict) -> None:
     (root / "garbage.parquet").write_bytes(b"PAR1 this is not parquet")
     garbage = _run(setup, "training", "garbage.parquet", setup["config"])
     assert garbage["stage"] == "data-quality" and "not a readable parquet table" in garbage["reason"]
+    frame = pd.read_parquet(root / "window.parquet")
+    frame.iloc[:0].to_parquet(root / "empty.parquet")
+    empty = _run(setup, "training", "empty.parquet", setup["config"])
+    assert empty["stage"] == "data-quality" and "volume: 0 rows" in empty["reason"], empty
+    frame.drop(columns=["content_avg_completion_rate"]).to_parquet(root / "missing.parquet")
+    missing = _run(setup, "training", "missing.parquet", setup["config"])
+    assert missing["stage"] == "data-quality", missing
+    assert "missing column(s): content_avg_completion_rate" in missing["reason"]
     assert _aliases(setup["config"]) == before  # a stopped run leaves the champion where it was
