@@ -9,13 +9,16 @@ from components.image import PROJECT_IMAGE
 
 
 @dsl.component(base_image=PROJECT_IMAGE, install_kfp_package=False)
-def fetch_window(window_uri: str, platform_config_json: str, window: Output[Dataset]) -> str:
-    """The training window: the parquet at ``window_uri``, or (empty) built by the feature platform."""
+def fetch_window(
+    window_uri: str, platform_config_json: str, window_start: str, window_end: str, window: Output[Dataset]
+) -> str:
+    """The training window in ``[window_start, window_end)`` (ISO times; empty: open): the parquet at
+    ``window_uri``, or (empty) built by the feature platform."""
     import json
 
     from flywheel.models.steps import fetch_window as fetch
 
-    info = fetch(window_uri, platform_config_json, window.path)
+    info = fetch(window_uri, platform_config_json, window.path, start=window_start, end=window_end)
     window.metadata.update({k: v for k, v in info.items() if isinstance(v, str | int)})
     return json.dumps(info)
 
@@ -26,10 +29,16 @@ def validate_data(
     catalog_uri: str,
     config_json: str,
     window_end: str,
+    window_info: str,
     report: Output[Markdown],
     drift_report: Output[HTML],
 ) -> NamedTuple("GateOutputs", [("passed", bool), ("summary", str)]):
-    """Run the data-quality gate (circuit breaker) on the training window."""
+    """Run the data-quality gate (circuit breaker) on the training window.
+
+    Freshness is measured against ``window_end``, else against the newest event the feature
+    platform saw (``events_end`` of ``window_info``, the fetch step's result).
+    """
+    import json
     import shutil
     import tempfile
     from collections import namedtuple
@@ -40,7 +49,8 @@ def validate_data(
 
     config = parse_training_config(config_json)
     with tempfile.TemporaryDirectory() as tmp:
-        result = validate_window(window.path, catalog_uri, config, report_dir=tmp, window_end=window_end)
+        reference = window_end or json.loads(window_info or "{}").get("events_end", "")
+        result = validate_window(window.path, catalog_uri, config, report_dir=tmp, window_end=reference)
         shutil.copyfile(Path(tmp) / "quality.md", report.path)
         drift = Path(tmp) / "drift.html"
         Path(drift_report.path).write_text(drift.read_text() if drift.exists() else "<p>no drift report</p>")

@@ -1,4 +1,4 @@
-"""The steps shared by the training and retraining pipelines."""
+"""The steps shared by the pipelines: the checked window (all three), train-evaluate-register (training, retraining)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
@@ -60,6 +60,32 @@ def train_evaluate_register(
     return dsl.OneOf(exported.outputs["Output"], stopped.output)
 
 
+def checked_window(
+    *,
+    window_uri: str,
+    platform_config_json: str,
+    catalog_uri: str,
+    config_json: str,
+    window_start: str,
+    window_end: str,
+) -> tuple[dsl.PipelineTask, dsl.PipelineTask]:
+    """The fetch-window and data-quality-gate tasks every pipeline starts with."""
+    window = fetch_window(
+        window_uri=window_uri,
+        platform_config_json=platform_config_json,
+        window_start=window_start,
+        window_end=window_end,
+    )
+    quality = validate_data(
+        window=window.outputs["window"],
+        catalog_uri=catalog_uri,
+        config_json=config_json,
+        window_end=window_end,
+        window_info=window.outputs["Output"],
+    )
+    return window, quality
+
+
 def gated_training(
     *,
     window_uri: str,
@@ -67,6 +93,7 @@ def gated_training(
     oracle_uri: str,
     config_json: str,
     platform_config_json: str,
+    window_start: str,
     window_end: str,
     bootstrap_champion: bool,
 ) -> dsl.OneOf:
@@ -75,9 +102,13 @@ def gated_training(
     Called inside a pipeline function (it adds tasks to the pipeline being defined); returns
     the outcome JSON of whichever branch ran.
     """
-    window = fetch_window(window_uri=window_uri, platform_config_json=platform_config_json)
-    quality = validate_data(
-        window=window.outputs["window"], catalog_uri=catalog_uri, config_json=config_json, window_end=window_end
+    window, quality = checked_window(
+        window_uri=window_uri,
+        platform_config_json=platform_config_json,
+        catalog_uri=catalog_uri,
+        config_json=config_json,
+        window_start=window_start,
+        window_end=window_end,
     )
     with dsl.If(quality.outputs["passed"] == True, name="data-ok"):  # noqa: E712 - KFP condition
         trained = train_evaluate_register(

@@ -2,9 +2,10 @@
 
 from kfp import dsl
 
-from components.data import build_training_set, fetch_window, validate_data
+from components.data import build_training_set
 from components.evaluate import evaluate_version
 from components.register import halt
+from pipelines._train import checked_window
 
 
 @dsl.pipeline(name="flywheel-evaluation", description="Score a registered version on a fresh window.")
@@ -15,12 +16,17 @@ def evaluation(
     oracle_uri: str = "",
     config_json: str = "",
     platform_config_json: str = "",
+    window_start: str = "",
     window_end: str = "",
 ) -> str:
     """Returns the outcome as JSON: evaluated (version, key metrics) or stopped (stage, reason)."""
-    window = fetch_window(window_uri=window_uri, platform_config_json=platform_config_json)
-    quality = validate_data(
-        window=window.outputs["window"], catalog_uri=catalog_uri, config_json=config_json, window_end=window_end
+    window, quality = checked_window(
+        window_uri=window_uri,
+        platform_config_json=platform_config_json,
+        catalog_uri=catalog_uri,
+        config_json=config_json,
+        window_start=window_start,
+        window_end=window_end,
     )
     with dsl.If(quality.outputs["passed"] == True, name="data-ok"):  # noqa: E712 - KFP condition
         data = build_training_set(window=window.outputs["window"], catalog_uri=catalog_uri, config_json=config_json)

@@ -13,6 +13,7 @@ def retraining(
     oracle_uri: str = "",
     config_json: str = "",
     platform_config_json: str = "",
+    window_start: str = "",
     window_end: str = "",
 ) -> str:
     """Returns the outcome as JSON: registered (version, alias challenger) or stopped (stage, reason)."""
@@ -22,6 +23,7 @@ def retraining(
         oracle_uri=oracle_uri,
         config_json=config_json,
         platform_config_json=platform_config_json,
+        window_start=window_start,
         window_end=window_end,
         bootstrap_champion=False,
     )

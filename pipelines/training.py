@@ -14,6 +14,7 @@ def training(
     oracle_uri: str = "",
     config_json: str = "",
     platform_config_json: str = "",
+    window_start: str = "",
     window_end: str = "",
 ) -> str:
     """Returns the outcome as JSON: registered (version, alias) or stopped (stage, reason)."""
@@ -23,6 +24,7 @@ def training(
         oracle_uri=oracle_uri,
         config_json=config_json,
         platform_config_json=platform_config_json,
+        window_start=window_start,
         window_end=window_end,
         bootstrap_champion=True,
     )

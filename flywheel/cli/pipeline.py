@@ -112,8 +112,15 @@ def run(
         typer.Option(help="Simulator ground-truth folder (or .npz) for the oracle (default: the simulator's, if any)."),
     ] = None,
     model: Annotated[str, typer.Option(help="evaluation: the version number or alias to score.")] = "champion",
+    window_start: Annotated[
+        str, typer.Option(help="Keep examples from this ISO time on (e.g. a new window for retraining).")
+    ] = "",
     window_end: Annotated[
-        str, typer.Option(help="End of the window (ISO time) for the freshness check (default: not checked).")
+        str,
+        typer.Option(
+            help="Keep examples before this ISO time; the freshness check measures the newest example against it "
+            "(default: against the newest backfilled event; not checked for a --window file)."
+        ),
     ] = "",
     config: ConfigOption = None,
 ) -> None:
@@ -133,6 +140,7 @@ def run(
         "catalog_uri": str(catalog.resolve()),
         "oracle_uri": str(oracle.resolve()) if oracle else "",
         "config_json": section.model_dump_json(),
+        "window_start": window_start,
         "window_end": window_end,
     }
     if pipeline is PipelineName.evaluation:

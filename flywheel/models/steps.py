@@ -136,17 +136,51 @@ __all__ = [
 ]
 
 
-def fetch_window(window_uri: str, platform_config_json: str, out_path: str | Path) -> dict[str, Any]:
-    """The training window as a parquet file at ``out_path``.
+def _bound(text: str) -> pd.Timestamp | None:
+    """An ISO time as a UTC timestamp (None when empty; naive times are taken as UTC)."""
+    if not text:
+        return None
+    stamp = pd.Timestamp(text)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
-    With ``window_uri``, its bytes are copied unchanged (a corrupted file reaches the
-    data-quality gate, which reports it). Without, the window is built by the feature platform:
-    labelled impressions joined point-in-time with the features through Feast (the same steps
-    as ``flywheel features training-set``), from the backfilled events.
+
+def _within(frame: pd.DataFrame, column: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+    """The rows of ``frame`` with ``start <= frame[column] < end`` (an open side when None).
+
+    ``timestamp_ms`` columns hold ms since the epoch; others are datetimes.
+    """
+    if start is None and end is None:
+        return frame
+    stamps = pd.to_datetime(frame[column], unit="ms" if column == "timestamp_ms" else None, utc=True)
+    keep = pd.Series(True, index=frame.index)
+    if start is not None:
+        keep &= stamps >= start
+    if end is not None:
+        keep &= stamps < end
+    return frame[keep.to_numpy()]
+
+
+def fetch_window(
+    window_uri: str, platform_config_json: str, out_path: str | Path, *, start: str = "", end: str = ""
+) -> dict[str, Any]:
+    """The training window as a parquet file at ``out_path``, limited to ``[start, end)`` when given.
+
+    With ``window_uri``, its bytes are copied unchanged when no bounds are given, or when the
+    file cannot be read (a corrupted file reaches the data-quality gate, which reports it).
+    Without, the window is built by the feature platform: labelled impressions joined
+    point-in-time with the features through Feast (the same steps as ``flywheel features
+    training-set``), from the backfilled events; ``events_end`` in the result is the newest
+    event it saw (the reference of the freshness check when no end is given).
 
     Raises:
-        DataError: The file does not exist, or the feature platform has no backfilled events.
+        DataError: The file does not exist, the feature platform has no backfilled events, or a
+            bound is not an ISO time.
     """
+    try:
+        lower, upper = _bound(start), _bound(end)
+    except ValueError as exc:
+        raise DataError(f"training window: bound {start!r} / {end!r} is not an ISO time: {exc}") from exc
+    bounds = {"start": lower.isoformat() if lower is not None else "", "end": upper.isoformat() if upper else ""}
     if window_uri:
         import fsspec
 
@@ -155,15 +189,27 @@ def fetch_window(window_uri: str, platform_config_json: str, out_path: str | Pat
                 dst.write(src.read())
         except FileNotFoundError as exc:
             raise DataError(f"training window: {window_uri} does not exist") from exc
-        return {"source": window_uri}
+        if lower is not None or upper is not None:
+            try:
+                frame = pd.read_parquet(out_path)
+            except (OSError, ValueError):
+                return {"source": window_uri, **bounds}  # unreadable: the gate says so
+            if "event_timestamp" in frame.columns:
+                _within(frame, "event_timestamp", lower, upper).to_parquet(out_path)
+        return {"source": window_uri, **bounds}
     from flywheel.config.models import FlywheelConfig
 
     root = FlywheelConfig.model_validate_json(platform_config_json) if platform_config_json else FlywheelConfig()
-    return feature_platform_window(root, out_path)
+    return {**feature_platform_window(root, out_path, start=lower, end=upper), **bounds}
 
 
-def feature_platform_window(root: Any, out_path: str | Path) -> dict[str, Any]:
-    """Build the window with the feature platform (Feast point-in-time join) into ``out_path``."""
+def feature_platform_window(
+    root: Any, out_path: str | Path, *, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+) -> dict[str, Any]:
+    """Build the window with the feature platform (Feast point-in-time join) into ``out_path``.
+
+    Only examples in ``[start, end)`` are kept; features are still joined as of each example.
+    """
     from flywheel.features.backfill import staging_folder, vocabulary
     from flywheel.features.sources import load_catalog
     from flywheel.features.store import apply_repo, open_store
@@ -186,8 +232,16 @@ def feature_platform_window(root: Any, out_path: str | Path) -> dict[str, Any]:
     examples = label_impressions(
         events, durations, int(features.label_window_minutes * 60_000), example_event=example_event
     )
+    examples = _within(examples, "timestamp_ms", start, end)
+    seen = _within(events, "timestamp_ms", None, end)["timestamp_ms"]
+    events_end = pd.to_datetime(seen.max(), unit="ms", utc=True) if len(seen) else None
     store = open_store(features)
     apply_repo(store, Path(features.repo_path))
     frame = platform_training_set(store, examples, vocabulary(features))
     frame.to_parquet(out_path)
-    return {"source": "feature platform", "rows": len(frame), "example_event": example_event}
+    return {
+        "source": "feature platform",
+        "rows": len(frame),
+        "example_event": example_event,
+        "events_end": events_end.isoformat() if events_end is not None else "",
+    }

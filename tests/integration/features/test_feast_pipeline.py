@@ -149,3 +149,23 @@ def test_backfill_names_a_missing_or_empty_source(tmp_path: Path, spark) -> None
     empty = features_config(tmp_path, users_path=tmp_path / "empty.parquet")
     with pytest.raises(SourceError, match="users table .*empty.parquet is empty"):
         run_backfill(empty, log, "events", EventValidator(), spark=spark, now_ms=NOW_MS)
+
+
+def test_pipeline_window_keeps_only_examples_inside_its_bounds(built: dict[str, Any], tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from flywheel.models.steps import feature_platform_window
+
+    root = SimpleNamespace(features=built["cfg"], simulator=SimpleNamespace(ground_truth_dir=tmp_path / "none"))
+    full = built["training"]
+    stamps = pd.to_datetime(full["event_timestamp"], utc=True).sort_values()
+    start, end = stamps.iloc[len(stamps) // 4], stamps.iloc[3 * len(stamps) // 4]
+    info = feature_platform_window(root, tmp_path / "window.parquet", start=start, end=end)
+    window = pd.read_parquet(tmp_path / "window.parquet")
+    inside = full[(pd.to_datetime(full["event_timestamp"], utc=True) >= start) & (full["event_timestamp"] < end)]
+    assert info["rows"] == len(window) == len(inside) > 0
+    assert pd.to_datetime(window["event_timestamp"], utc=True).between(start, end, inclusive="left").all()
+    assert sorted(window["example_id"]) == sorted(inside["example_id"])
+    newest_before_end = max(e["timestamp_ms"] for e in built["events"] if e["timestamp_ms"] < end.value // 10**6)
+    assert pd.Timestamp(info["events_end"]) <= end
+    assert pd.Timestamp(info["events_end"]).value // 10**6 <= newest_before_end
