@@ -27,7 +27,7 @@ system-deps: ## Install the local servers the tests use (redis-server; the Kafka
 	@scripts/install-system-deps.sh
 
 .PHONY: test
-test: venv system-deps ## Install what is missing, then run every test (unit, integration, e2e)
+test: venv system-deps ## Install what is missing, then run every test (unit and integration)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
