@@ -214,6 +214,17 @@ def simulated_response_metrics(
     return out
 
 
+SLICED_SYSTEMS = (
+    "two_stage",
+    "retrieval",
+    "popularity",
+    "catalog.two_stage",
+    "catalog.retrieval",
+    "catalog.popularity",
+)
+"""Systems whose ranking metrics are also reported by device and by new / existing content."""
+
+
 def evaluate(
     bundle: ModelBundle,
     train: pd.DataFrame,
@@ -260,14 +271,16 @@ def evaluate(
         for name, mask in slices.items():
             if mask.sum() >= 20:
                 hm = head_metrics(y[mask], probs[mask, i], config.calibration_bins)
-                metrics.update(_prefixed(f"slice.{name}.{head}", {k: hm[k] for k in ("auc", "log_loss", "ece")}))
+                metrics.update(
+                    _prefixed(f"slice.{name}.{head}", {k: hm[k] for k in ("auc", "pr_auc", "log_loss", "ece")})
+                )
     metrics["slice.content=new.rows"] = float(is_new.sum())
 
     queries = query_rows(holdout)
     users = queries["user_id"].astype(str).to_numpy()
     relevant = _relevant(holdout, users, RELEVANCE_LABEL)
     new_items = set(holdout["content_id"].astype(str)) - known
-    relevant_new = [r & new_items for r in relevant]
+    relevant_by_content = {"new": [r & new_items for r in relevant], "existing": [r - new_items for r in relevant]}
     cat = encode_catalog(catalog, bundle.spec)
     pop = train[train["click"] > 0]["content_id"].astype(str).value_counts()
     qidx, cids = exposed_candidates(holdout, users)
@@ -314,14 +327,11 @@ def evaluate(
         metrics.update(_prefixed(name, rm))
         if not name.startswith("catalog."):
             ndcg_by_k[name] = {k: rm.get(f"ndcg@{k}", float("nan")) for k in ks}
-        if name in ("two_stage", "retrieval", "catalog.two_stage", "catalog.retrieval"):
-            rn = ranking_metrics(list(ranked), relevant_new, ks)
-            metrics.update(
-                _prefixed(
-                    f"slice.content=new.{name}",
-                    {k: v for k, v in rn.items() if k.startswith(("recall", "ndcg", "queries"))},
-                )
-            )
+        if name in SLICED_SYSTEMS:
+            # by content: only the new (or only the existing) titles count as relevant
+            for content, rel in relevant_by_content.items():
+                rn = ranking_metrics(list(ranked), rel, ks)
+                metrics.update(_prefixed(f"slice.content={content}.{name}", rn))
             for d in sorted(set(devices)):
                 mask = devices == d
                 rd = ranking_metrics(
@@ -329,7 +339,7 @@ def evaluate(
                     [r for r, m in zip(relevant, mask, strict=True) if m],
                     ks,
                 )
-                metrics[f"slice.device={d}.{name}.ndcg@10"] = rd.get("ndcg@10", float("nan"))
+                metrics.update(_prefixed(f"slice.device={d}.{name}", rd))
     if oracle is not None:
         metrics.update(simulated_response_metrics(bundle, queries, catalog, train, oracle, config, champion=champion))
     p50, p99 = ranker_latency_ms(bundle)

@@ -44,8 +44,18 @@ def test_metrics_cover_heads_systems_slices(evaluation) -> None:
         for base in ("oracle", "popularity"):
             ratio = m[f"{prefix}two_stage.ndcg@10"] / m[f"{prefix}{base}.ndcg@10"]
             assert m[f"{prefix}ratio.two_stage_vs_{base}.ndcg@10"] == pytest.approx(ratio)
-    assert any(k.startswith("slice.device=") for k in m)
     assert "slice.content=new.rows" in m
+    devices = {k.split(".")[1] for k in m if k.startswith("slice.device=")}
+    assert devices
+    for system in ("two_stage", "retrieval", "popularity", "catalog.two_stage"):
+        for piece in (*devices, "content=new", "content=existing"):
+            for name in ("recall@10", "ndcg@10", "map@10", "mrr"):
+                assert 0.0 <= m[f"slice.{piece}.{system}.{name}"] <= 1.0
+    for piece in devices:
+        assert f"slice.{piece}.click.pr_auc" in m or f"slice.{piece}.click.auc" not in m
+    # a title is new or existing: the relevant titles of the two content slices add up
+    with_new, with_existing = m["slice.content=new.two_stage.queries"], m["slice.content=existing.two_stage.queries"]
+    assert with_new > 0 and with_new + with_existing >= m["two_stage.queries"] >= with_existing
     # the champion here is the same bundle: identical two-stage scores
     assert m["champion.two_stage.ndcg@10"] == pytest.approx(m["two_stage.ndcg@10"])
     # the oracle ranks by the true affinity
