@@ -2,8 +2,10 @@
 
 The gate (:func:`run_quality_gate`) runs them in order: schema, volume against the history of
 past windows, freshness, null rates, value ranges, duplicates, and the distribution against
-the reference window (Evidently). A window that fails any check stops the pipeline before
-training: the champion stays.
+the reference window. Evidently measures null rates (``MissingValueCount``), values out of
+range (``OutRangeValueCount``), duplicated keys (``DuplicatedRowCount``) and drift
+(``DataDriftPreset``); the checks compare its figures with the configured limits. A window that
+fails any check stops the pipeline before training: the champion stays.
 """
 
 from __future__ import annotations
@@ -129,12 +131,34 @@ def check_freshness(newest: pd.Timestamp | None, window_end: pd.Timestamp, *, ma
     )
 
 
+def _measure(frame: pd.DataFrame, metrics: Sequence[object]) -> list[object]:
+    """Run Evidently ``metrics`` on ``frame`` (no reference); their values, in order.
+
+    List-valued columns (feature vectors) reach Evidently as their length, so that a missing
+    vector stays missing and Evidently can type the column.
+    """
+    from evidently import Report
+
+    data = frame.copy()
+    for col in data.columns:
+        if data[col].dtype != object:
+            continue
+        first = data[col].dropna().head(1)
+        if len(first) and isinstance(first.iloc[0], list | tuple | np.ndarray):
+            data[col] = data[col].map(lambda v: None if v is None else len(v))
+    snapshot = Report(list(metrics)).run(current_data=data, reference_data=None)
+    return [m["value"] for m in snapshot.dict()["metrics"]]
+
+
 def check_null_rates(frame: pd.DataFrame, columns: Sequence[str], *, max_rate: float) -> Check:
-    """Every column's share of nulls is at most ``max_rate``."""
+    """Every column's share of nulls (Evidently ``MissingValueCount``) is at most ``max_rate``."""
+    from evidently.metrics import MissingValueCount
+
     present = [c for c in columns if c in frame.columns]
     if frame.empty or not present:
         return Check("null_rates", True, "nothing to check", 0.0)
-    rates = frame[present].isna().mean()
+    values = _measure(frame[present], [MissingValueCount(column=c) for c in present])
+    rates = pd.Series([float(v["share"]) for v in values], index=present)  # type: ignore[index]
     worst = rates[rates > max_rate].sort_values(ascending=False)
     if len(worst):
         parts = ", ".join(f"{c} {r:.1%}" for c, r in worst.items())
@@ -143,27 +167,42 @@ def check_null_rates(frame: pd.DataFrame, columns: Sequence[str], *, max_rate: f
 
 
 def check_value_ranges(frame: pd.DataFrame, ranges: Mapping[str, tuple[float | None, float | None]]) -> Check:
-    """Every numeric value lies in its closed range; NaN values are the null check's business."""
-    bad = []
-    for col, (lo, hi) in ranges.items():
-        if col not in frame.columns or not pd.api.types.is_numeric_dtype(frame[col]):
-            continue
-        x = frame[col].to_numpy(dtype=float)
-        out = ((x < lo) if lo is not None else False) | ((x > hi) if hi is not None else False)
-        n = int(np.sum(out & ~np.isnan(x)))
-        if n:
-            bad.append(f"{col}: {n} value(s) outside [{lo}, {hi}]")
+    """Every numeric value lies in its closed range (Evidently ``OutRangeValueCount``); NaN values
+    are the null check's business."""
+    from evidently.metrics import OutRangeValueCount
+
+    numeric = {
+        col: bounds
+        for col, bounds in ranges.items()
+        if col in frame.columns and pd.api.types.is_numeric_dtype(frame[col]) and frame[col].notna().any()
+    }
+    if not numeric:
+        return Check("value_ranges", True, "nothing to check", 0.0)
+    metrics = [
+        OutRangeValueCount(column=col, left=-math.inf if lo is None else lo, right=math.inf if hi is None else hi)
+        for col, (lo, hi) in numeric.items()
+    ]
+    values = _measure(frame[list(numeric)].astype(float), metrics)
+    bad = [
+        f"{col}: {int(v['count'])} value(s) outside [{lo}, {hi}]"  # type: ignore[index]
+        for (col, (lo, hi)), v in zip(numeric.items(), values, strict=True)
+        if v["count"]  # type: ignore[index]
+    ]
     if bad:
         return Check("value_ranges", False, "; ".join(bad), float(len(bad)))
-    return Check("value_ranges", True, f"{len(ranges)} columns in range", 0.0)
+    return Check("value_ranges", True, f"{len(numeric)} columns in range", 0.0)
 
 
 def check_duplicates(frame: pd.DataFrame, keys: Sequence[str], *, max_rate: float) -> Check:
-    """The share of rows repeating an earlier row's keys is at most ``max_rate``."""
+    """The share of rows repeating an earlier row's keys (Evidently ``DuplicatedRowCount`` over the
+    key columns) is at most ``max_rate``."""
+    from evidently.metrics import DuplicatedRowCount
+
     present = [k for k in keys if k in frame.columns]
     if frame.empty or len(present) < len(keys):
         return Check("duplicates", True, "nothing to check", 0.0)
-    rate = float(frame.duplicated(subset=present).mean())
+    (count,) = _measure(frame[present], [DuplicatedRowCount()])
+    rate = float(count) / len(frame)  # type: ignore[arg-type]
     return Check("duplicates", rate <= max_rate, f"{rate:.2%} duplicated rows (max {max_rate:.1%})", rate)
 
 

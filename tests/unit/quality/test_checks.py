@@ -43,6 +43,14 @@ def test_null_rates_name_the_column() -> None:
     assert not check.passed and check.value == pytest.approx(0.25) and "a 25.0%" in check.detail
 
 
+def test_null_rates_see_a_missing_feature_vector() -> None:
+    frame = pd.DataFrame({"vector": [[0.1, 0.9], None, [0.5, 0.5], [1.0, 0.0], [0.0, 1.0]], "n": [1, 2, 3, 4, 5]})
+    check = check_null_rates(frame, ["vector", "n"], max_rate=0.1)
+    assert not check.passed and check.detail == "null rate above 10.0%: vector 20.0%"
+    one_sided = check_value_ranges(frame, {"n": (2.0, None)})
+    assert one_sided.detail == "n: 1 value(s) outside [2.0, None]"
+
+
 def test_value_ranges_and_duplicates() -> None:
     frame = pd.DataFrame({"click": [0, 1, 2], "propensity": [0.5, 1.0, 0.0]})
     check = check_value_ranges(frame, {"click": (0.0, 1.0), "propensity": (1e-9, 1.0)})
