@@ -38,7 +38,6 @@ def validate_data(
     Freshness is measured against ``window_end``, else against the newest event the feature
     platform saw (``events_end`` of ``window_info``, the fetch step's result).
     """
-    import json
     import shutil
     import tempfile
     from collections import namedtuple
@@ -49,8 +48,9 @@ def validate_data(
 
     config = parse_training_config(config_json)
     with tempfile.TemporaryDirectory() as tmp:
-        reference = window_end or json.loads(window_info or "{}").get("events_end", "")
-        result = validate_window(window.path, catalog_uri, config, report_dir=tmp, window_end=reference)
+        result = validate_window(
+            window.path, catalog_uri, config, report_dir=tmp, window_end=window_end, window_info=window_info
+        )
         shutil.copyfile(Path(tmp) / "quality.md", report.path)
         drift = Path(tmp) / "drift.html"
         Path(drift_report.path).write_text(drift.read_text() if drift.exists() else "<p>no drift report</p>")

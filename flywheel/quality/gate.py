@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -39,6 +40,13 @@ def _utc(text: str) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def freshness_reference(window_end: str, window_info: str) -> str:
+    """What freshness is measured against: ``window_end``, else the fetch step's ``events_end``."""
+    if window_end:
+        return window_end
+    return str(json.loads(window_info).get("events_end", "")) if window_info else ""
+
+
 def validate_window(
     window_uri: str,
     catalog_uri: str,
@@ -46,13 +54,15 @@ def validate_window(
     *,
     report_dir: str | Path,
     window_end: str = "",
+    window_info: str = "",
     use_registry: bool = True,
 ) -> QualityReport:
     """Run the data-quality gate on a window and write its report (JSON, Markdown, Evidently HTML).
 
     A window that cannot be read, or a catalog without its contract columns, fails the gate
     with a check saying so; nothing raises for bad data. ``window_end`` (ISO time) is what the
-    freshness check measures the newest row against (empty: the newest row itself, no check).
+    freshness check measures the newest row against; when empty, the newest event the feature
+    platform saw (``events_end`` of ``window_info``, the fetch step's JSON), else no check.
     """
     from flywheel.models.steps import DataError, read_table
 
@@ -71,7 +81,7 @@ def validate_window(
         config=config.quality,
         reference=reference,
         history=history,
-        window_end=_utc(window_end),
+        window_end=_utc(freshness_reference(window_end, window_info)),
         html_path=report_dir / "drift.html",
     )
     catalog_check = check_schema(catalog, CATALOG)

@@ -66,3 +66,12 @@ def test_stale_window_fails_freshness(files: Path, tmp_path: Path) -> None:
         use_registry=False,
     )
     assert [c.name for c in report.failures] == ["freshness"]
+
+
+def test_freshness_reference_prefers_the_window_end() -> None:
+    from flywheel.quality.gate import freshness_reference
+
+    info = '{"source": "feature platform", "events_end": "2026-01-12T00:00:00+00:00"}'
+    assert freshness_reference("2026-02-01", info) == "2026-02-01"
+    assert freshness_reference("", info) == "2026-01-12T00:00:00+00:00"
+    assert freshness_reference("", '{"source": "w.parquet"}') == freshness_reference("", "") == ""
