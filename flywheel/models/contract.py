@@ -189,3 +189,15 @@ def adapt_feature_platform(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]
             out["position"] = out["position"] + 1
             notes.append("0-based positions shifted to 1-based")
     return out, notes
+
+
+def utc_time(text: str) -> pd.Timestamp | None:
+    """An ISO time (a window bound) as a UTC timestamp; None when empty; naive times are taken as UTC.
+
+    Raises:
+        ValueError: ``text`` is not a time.
+    """
+    if not text:
+        return None
+    stamp = pd.Timestamp(text)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -14,7 +14,7 @@ import torch
 
 from flywheel.config.training import TrainingConfig
 from flywheel.models.bundle import ModelBundle, fit_feature_spec
-from flywheel.models.contract import ContractError, adapt_feature_platform
+from flywheel.models.contract import ContractError, adapt_feature_platform, utc_time
 from flywheel.models.dataset import prepare_window, time_split
 from flywheel.models.encoding import FeatureSpec, encode_catalog
 from flywheel.models.ranker import build_ranker, train_ranker
@@ -136,14 +136,6 @@ __all__ = [
 ]
 
 
-def _bound(text: str) -> pd.Timestamp | None:
-    """An ISO time as a UTC timestamp (None when empty; naive times are taken as UTC)."""
-    if not text:
-        return None
-    stamp = pd.Timestamp(text)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _within(frame: pd.DataFrame, column: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
     """The rows of ``frame`` with ``start <= frame[column] < end`` (an open side when None).
 
@@ -177,7 +169,7 @@ def fetch_window(
             bound is not an ISO time.
     """
     try:
-        lower, upper = _bound(start), _bound(end)
+        lower, upper = utc_time(start), utc_time(end)
     except ValueError as exc:
         raise DataError(f"training window: bound {start!r} / {end!r} is not an ISO time: {exc}") from exc
     bounds = {"start": lower.isoformat() if lower is not None else "", "end": upper.isoformat() if upper else ""}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from flywheel.config.training import TrainingConfig
-from flywheel.models.contract import CATALOG, adapt_feature_platform
+from flywheel.models.contract import CATALOG, adapt_feature_platform, utc_time
 from flywheel.quality.checks import Check, QualityReport, check_schema, run_quality_gate
 
 
@@ -30,14 +30,6 @@ def _reference_and_history(config: TrainingConfig) -> tuple[pd.DataFrame | None,
         return None, history
     with tempfile.TemporaryDirectory() as tmp:
         return download_reference(champion.run_id, tmp), history
-
-
-def _utc(text: str) -> pd.Timestamp | None:
-    """An ISO time as a UTC timestamp (None when empty; naive times are taken as UTC)."""
-    if not text:
-        return None
-    stamp = pd.Timestamp(text)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def freshness_reference(window_end: str, window_info: str) -> str:
@@ -81,7 +73,7 @@ def validate_window(
         config=config.quality,
         reference=reference,
         history=history,
-        window_end=_utc(freshness_reference(window_end, window_info)),
+        window_end=utc_time(freshness_reference(window_end, window_info)),
         html_path=report_dir / "drift.html",
     )
     catalog_check = check_schema(catalog, CATALOG)
