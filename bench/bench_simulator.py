@@ -18,7 +18,7 @@ from pathlib import Path
 from flywheel.config import FlywheelConfig
 from flywheel.config.models import EventLogConfig, LocalLogConfig
 from flywheel.config.simulator import SimulatorConfig
-from flywheel.events.simulator import build_world, generate_batches, simulate
+from flywheel.simulator.engine import build_world, generate_batches, simulate
 
 GOAL = 100_000
 

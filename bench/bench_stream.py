@@ -174,7 +174,7 @@ def main() -> None:
         _worker(args)
         return
 
-    from flywheel.events.simulator import simulate
+    from flywheel.simulator.engine import simulate
 
     with tempfile.TemporaryDirectory(prefix="flywheel-bench-stream-") as tmp:
         root = Path(tmp)

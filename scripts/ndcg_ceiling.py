@@ -33,9 +33,9 @@ import torch
 
 from flywheel.config.loader import load_config
 from flywheel.evaluation.metrics import graded_ndcg
-from flywheel.events.ground_truth import SimulatorOracle
 from flywheel.models.contract import adapt_feature_platform
 from flywheel.models.dataset import time_split
+from flywheel.simulator.ground_truth import SimulatorOracle
 
 
 def expected_ndcg(scores: np.ndarray, gains: np.ndarray, k: int = 10) -> float:

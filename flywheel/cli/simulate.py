@@ -28,7 +28,7 @@ def simulate_command(
     ] = None,
 ) -> None:
     """Simulate the traffic of a streaming platform into the events topic, with its ground truth."""
-    from flywheel.events.simulator import simulate
+    from flywheel.simulator.engine import simulate
 
     cfg = load(config)
     overrides = {

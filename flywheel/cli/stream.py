@@ -25,7 +25,7 @@ def _overrides(**values: Any) -> dict[str, Any]:
 
 
 def _simulate(config: FlywheelConfig, days: int) -> int:
-    from flywheel.events.simulator import simulate
+    from flywheel.simulator.engine import simulate
 
     simulator = config.simulator.model_copy(update={"days": days})
     summary = simulate(config.model_copy(update={"simulator": simulator}), ground_truth=False)

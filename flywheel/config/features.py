@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from flywheel.config.base import Section
-from flywheel.events.catalog import GENRES
+from flywheel.simulator.catalog import GENRES
 
 #: The genre vocabulary of the genre vectors: the platform catalog's genres (video, music,
 #: podcasts), as the simulator generates them; genres outside it count in a last "other" slot.

@@ -1,4 +1,4 @@
-"""Configuration of the platform simulator (owned by flywheel.events.simulator)."""
+"""Configuration of the platform simulator (owned by flywheel.simulator.engine)."""
 
 from __future__ import annotations
 

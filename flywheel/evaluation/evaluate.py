@@ -28,7 +28,7 @@ On simulated data a third view asks the simulator instead of the log (``sim.<sys
 full-information view; :func:`simulated_response_metrics`): every system recommends its top K
 from the titles available when the holdout starts, and relevance is what the simulator's user
 model does when a user is shown a title: watch it past half with the probability of
-:meth:`~flywheel.events.ground_truth.SimulatorOracle.relevance_probability` (drawn for every
+:meth:`~flywheel.simulator.ground_truth.SimulatorOracle.relevance_probability` (drawn for every
 (user, title) pair, the same draws for every system, averaged over
 ``simulated_label_draws`` draws). Nothing there depends on where the logging policy happened to
 put a title, so it measures what the models learnt of the users' tastes; on the logged view
@@ -60,7 +60,7 @@ the affinity; watching past half depends on the affinity again, given the click.
 
 
 class Oracle(Protocol):
-    """The ground truth of simulated data (:class:`~flywheel.events.ground_truth.SimulatorOracle`)."""
+    """The ground truth of simulated data (:class:`~flywheel.simulator.ground_truth.SimulatorOracle`)."""
 
     def __call__(self, user_ids: np.ndarray, content_ids: np.ndarray) -> np.ndarray:
         """True affinity, [users, items]; -inf for unknown ids."""

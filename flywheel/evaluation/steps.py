@@ -21,13 +21,13 @@ def load_oracle(uri: str) -> Oracle | None:
     """The oracle behind ``uri`` (None when empty).
 
     ``uri`` is the simulator's ground-truth folder (``manifest.json``, latent tastes and item
-    vectors; :func:`flywheel.events.ground_truth.true_affinity`) or an ``.npz`` written by
+    vectors; :func:`flywheel.simulator.ground_truth.true_affinity`) or an ``.npz`` written by
     :meth:`flywheel.models.synthetic.SyntheticWorld.save_oracle`.
     """
     if not uri:
         return None
     if Path(uri).is_dir():
-        from flywheel.events.ground_truth import SimulatorOracle
+        from flywheel.simulator.ground_truth import SimulatorOracle
 
         return SimulatorOracle(uri)
     from flywheel.models.synthetic import LatentOracle

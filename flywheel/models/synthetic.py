@@ -6,7 +6,7 @@ A logging policy fills slates of ``slate_size`` positions; a position is examine
 probability ``position ** -examination_power`` (the logged propensity) and an examined item is
 clicked with a probability rising with the true affinity. The later labels (watch > 50%,
 complete, like, add to list) follow from the click and the affinity. ``true_affinity`` is the
-oracle. The full platform simulator lives in ``flywheel.events.simulator``; this module only
+oracle. The full platform simulator lives in ``flywheel.simulator.engine``; this module only
 produces training-set frames in the contract of :mod:`flywheel.models.contract`.
 """
 

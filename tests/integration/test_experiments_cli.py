@@ -60,7 +60,7 @@ def _run(*args: str):  # noqa: ANN202 - typer's Result
 
 
 def test_analyze_recovers_the_planted_ctr_lift(tmp_path: Path) -> None:
-    from flywheel.events.simulator import simulate
+    from flywheel.simulator.engine import simulate
 
     config_path = _config(tmp_path)
     cfg = load_config(config_path)
@@ -151,7 +151,7 @@ def test_validate_rejects_an_overlapping_registry_with_the_reason(tmp_path: Path
 
 
 def test_assign_agrees_with_the_simulator_contract(tmp_path: Path) -> None:
-    from flywheel.events.population import assign_variant
+    from flywheel.simulator.population import assign_variant
 
     config_path = _config(tmp_path)
     for user in ("user-1", "user-2", "user-3", "u-42"):

@@ -31,11 +31,11 @@ from flywheel.config.simulator import (
     SimulatorConfig,
     TasteDriftScenario,
 )
-from flywheel.events.catalog import GENRES
 from flywheel.events.encoding import hex_ids
 from flywheel.events.local_log import LocalEventLog
-from flywheel.events.population import assign_variant
-from flywheel.events.simulator import (
+from flywheel.events.validation import EventValidator
+from flywheel.simulator.catalog import GENRES
+from flywheel.simulator.engine import (
     GroundTruth,
     build_world,
     export_ground_truth,
@@ -43,7 +43,7 @@ from flywheel.events.simulator import (
     simulate,
     true_affinity,
 )
-from flywheel.events.validation import EventValidator
+from flywheel.simulator.population import assign_variant
 
 DAY_MS = 86_400_000
 
@@ -491,7 +491,7 @@ def test_content_explains_most_of_a_titles_latent_vector() -> None:
 
 def test_relevance_probability_is_the_simulators_response_model() -> None:
     """P(click, play, watch > half | shown at full examination), checked by drawing the same steps."""
-    from flywheel.events.ground_truth import WATCH_CONCENTRATION, watch_mean, watch_past_probability
+    from flywheel.simulator.ground_truth import WATCH_CONCENTRATION, watch_mean, watch_past_probability
 
     rng = np.random.default_rng(3)
     n = 400_000
@@ -509,7 +509,7 @@ def test_relevance_probability_is_the_simulators_response_model() -> None:
 
 
 def test_simulator_oracle_reads_the_behaviour_of_its_simulation(tmp_path: Path) -> None:
-    from flywheel.events.ground_truth import SimulatorOracle, watch_past_probability
+    from flywheel.simulator.ground_truth import SimulatorOracle, watch_past_probability
 
     cfg = small(users=60, items=50, max_click_probability=0.3, play_after_click=0.6)
     world = build_world(cfg)

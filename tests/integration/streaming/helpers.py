@@ -16,7 +16,7 @@ import yaml
 from flywheel.config import load_config
 from flywheel.config.models import FlywheelConfig
 from flywheel.events.local_log import LocalEventLog
-from flywheel.events.simulator import SimulationSummary, simulate
+from flywheel.simulator.engine import SimulationSummary, simulate
 from streaming.sinks import read_feature_table
 
 REPO = Path(__file__).resolve().parents[3]

@@ -12,7 +12,7 @@ from bytewax.testing import run_main
 from flywheel.config.models import FlywheelConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.events.kafka_log import KafkaEventLog
-from flywheel.events.simulator import simulate
+from flywheel.simulator.engine import simulate
 from monitoring.metrics import REGISTRY
 from streaming.dataflow import build_flow
 from streaming.settings import settings_from_config

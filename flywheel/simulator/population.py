@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flywheel.events.catalog import DAY_MS, GENRES
+from flywheel.simulator.catalog import DAY_MS, GENRES
 
 TIERS: tuple[str, ...] = ("free", "basic", "standard", "premium")
 TIER_WEIGHTS: tuple[float, ...] = (0.3, 0.25, 0.3, 0.15)

@@ -52,7 +52,7 @@ def watch_past_probability(
 ) -> np.ndarray:
     """P(a user who looks at a title clicks it, plays it and watches more than ``fraction``).
 
-    The simulator's response model (:mod:`flywheel.events.sessions`) at full examination:
+    The simulator's response model (:mod:`flywheel.simulator.sessions`) at full examination:
     P(click) = max_click_probability x affinity, a click plays with ``play_after_click`` and the
     watched fraction is Beta(c m, c (1 - m)) with m = :func:`watch_mean`. This is the chance that
     a title is relevant (watched past half) to a user wherever it is shown.

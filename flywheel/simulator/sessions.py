@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from flywheel.config.simulator import SimulatorConfig
-from flywheel.events.catalog import GENRES, Catalog
 from flywheel.events.columns import ALGORITHMS, CODE, EventColumns
-from flywheel.events.ground_truth import WATCH_CONCENTRATION, watch_mean
+from flywheel.simulator.catalog import GENRES, Catalog
+from flywheel.simulator.ground_truth import WATCH_CONCENTRATION, watch_mean
 
 SEARCH_BOOST = 3.0
 """Logit bonus of the query's genre among search results."""

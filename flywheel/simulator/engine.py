@@ -1,11 +1,11 @@
 """The platform simulator: realistic, deterministic traffic of a streaming platform.
 
-The world (:mod:`flywheel.events.world`) is a catalog (:mod:`flywheel.events.catalog`), a population
-with latent tastes, households and devices (:mod:`flywheel.events.population`), the planted
+The world (:mod:`flywheel.simulator.world`) is a catalog (:mod:`flywheel.simulator.catalog`), a population
+with latent tastes, households and devices (:mod:`flywheel.simulator.population`), the planted
 experiments and the scenario settings. Traffic is generated day by day: each day's sessions
 are planned (Poisson per user, diurnal start times, a device of the user's), sorted by start
-and simulated in vectorised batches (:mod:`flywheel.events.sessions`); the delivery faults of
-the scenarios are applied (:mod:`flywheel.events.delivery`) and the events are written in
+and simulated in vectorised batches (:mod:`flywheel.simulator.sessions`); the delivery faults of
+the scenarios are applied (:mod:`flywheel.simulator.delivery`) and the events are written in
 arrival order as schema-v2 JSON (:mod:`flywheel.events.encoding`).
 
 Everything is a function of the configuration: the same seed and settings give the same
@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from flywheel.config.simulator import SimulatorConfig
-from flywheel.events.catalog import DAY_MS
 from flywheel.events.columns import EVENT_TYPES, EventColumns
-from flywheel.events.delivery import DeliveryCounts, deliver
 from flywheel.events.encoding import encode
-from flywheel.events.ground_truth import GroundTruth, true_affinity
 from flywheel.events.log import EventLog, Message, open_event_log
-from flywheel.events.sessions import SessionBatch, simulate_sessions
-from flywheel.events.world import UINT64_MAX, World, build_world, export_ground_truth, plan_day
+from flywheel.simulator.catalog import DAY_MS
+from flywheel.simulator.delivery import DeliveryCounts, deliver
+from flywheel.simulator.ground_truth import GroundTruth, true_affinity
+from flywheel.simulator.sessions import SessionBatch, simulate_sessions
+from flywheel.simulator.world import UINT64_MAX, World, build_world, export_ground_truth, plan_day
 
 if TYPE_CHECKING:
     from flywheel.config.models import FlywheelConfig

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from flywheel.config.simulator import SimulatorConfig
-from flywheel.events.catalog import CONTENT_TYPES, DAY_MS, GENRES, Catalog, build_catalog, genre_directions
 from flywheel.events.encoding import Vocabulary
-from flywheel.events.ground_truth import write_ground_truth
-from flywheel.events.population import (
+from flywheel.simulator.catalog import CONTENT_TYPES, DAY_MS, GENRES, Catalog, build_catalog, genre_directions
+from flywheel.simulator.ground_truth import write_ground_truth
+from flywheel.simulator.population import (
     COUNTRIES,
     DEVICE_TYPES,
     TIERS,
@@ -29,7 +29,7 @@ from flywheel.events.population import (
     build_population,
     drifted_tastes,
 )
-from flywheel.events.sessions import QUERIES, SessionBatch, genre_axes
+from flywheel.simulator.sessions import QUERIES, SessionBatch, genre_axes
 
 #: Relative share of session starts per hour of the day (UTC): low at night, peak at 20:00.
 HOUR_WEIGHTS = np.array(
@@ -239,7 +239,7 @@ def plan_day(world: World, day: int) -> SessionBatch:
 
 
 def export_ground_truth(world: World, folder: str | Path) -> Path:
-    """Write the world's ground truth (see :mod:`flywheel.events.ground_truth`); returns the manifest path."""
+    """Write the world's ground truth (see :mod:`flywheel.simulator.ground_truth`); returns the manifest path."""
     cat, pop, dev = world.catalog, world.population, world.population.devices
     genre_lists = [
         [GENRES[p]] + ([GENRES[s]] if s >= 0 else [])
