@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-Action = Literal["start", "skip", "reject", "finish"]
+Action = Literal["start", "skip", "reject", "finish", "retry"]
 DAY_SECONDS = 86_400.0
 
 
