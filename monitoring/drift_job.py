@@ -56,6 +56,8 @@ class SourceResult:
     quality: tuple[QualityFinding, ...]
     scores: ScoreDrift | None = None
     targets: tuple[TargetDrift, ...] = ()
+    online_ctr: dict[str, float] = field(default_factory=dict)
+    """Clicks per impression by the impression's variant (impressions whose feedback window closed)."""
     report_dir: str = ""
 
     @property
@@ -78,6 +80,7 @@ class SourceResult:
             "features": self.features.to_dict(),
             "scores": asdict(self.scores) if self.scores else None,
             "targets": [asdict(t) for t in self.targets],
+            "online_ctr": self.online_ctr,
             "quality": [asdict(q) for q in self.quality],
         }
 
@@ -168,6 +171,7 @@ def events_frame(records: Sequence[Mapping[str, Any]], catalog: pd.DataFrame | N
     from flywheel.features.sources import flatten_events
 
     frame = flatten_events(records)
+    frame["variant"] = [(r.get("context") or {}).get("variant") or "none" for r in records]
     if catalog is not None and "genres" in catalog.columns and len(frame):
         first = catalog.set_index("content_id")["genres"].map(lambda g: g[0] if len(g) else None)
         frame["genre"] = frame["content_id"].map(first)
@@ -287,17 +291,18 @@ def check_events(
         min_rows=drift.min_rows,
     )
     targets: tuple[TargetDrift, ...] = ()
-    sample = reference.sample
-    if sample is not None and len(current):
-        targets = _targets(current, sample, catalog, config)
+    online_ctr: dict[str, float] = {}
+    if len(current):
+        targets, online_ctr = _targets(current, reference.sample, catalog, config)
     ranges = {"watch_seconds": (0.0, config.validation.max_watch_seconds), "position": (0.0, None)}
     quality = _quality(current, window, rate, config, ("device_type", "event_type", "user_id"), ranges)
-    return SourceResult("events", window, len(current), features, quality, targets=targets)
+    return SourceResult("events", window, len(current), features, quality, targets=targets, online_ctr=online_ctr)
 
 
 def _targets(
-    current: pd.DataFrame, sample: pd.DataFrame, catalog: pd.DataFrame | None, config: FlywheelConfig
-) -> tuple[TargetDrift, ...]:
+    current: pd.DataFrame, sample: pd.DataFrame | None, catalog: pd.DataFrame | None, config: FlywheelConfig
+) -> tuple[tuple[TargetDrift, ...], dict[str, float]]:
+    """Target drift against the training sample's rates, and the online CTR by variant."""
     from flywheel.features.training_set import label_impressions
 
     durations: dict[str, float] = {}
@@ -308,6 +313,10 @@ def _targets(
     newest = int(current["timestamp_ms"].max())
     examples = label_impressions(current, durations, label_ms)
     examples = examples.loc[examples["timestamp_ms"] <= newest - label_ms]
+    variants = examples["example_id"].map(current.set_index("event_id")["variant"]).fillna("none")
+    online_ctr = {str(v): float(c) for v, c in examples["label_click"].groupby(variants).mean().items()}
+    if sample is None:
+        return (), online_ctr
     references = {}
     positives = {}
     for label, name in TARGETS.items():
@@ -317,13 +326,14 @@ def _targets(
         references[name] = float(sample[column].mean())
         positives[name] = int(examples[f"label_{label}"].sum())
     drift = config.monitoring.drift
-    return target_drift(
+    targets = target_drift(
         references,
         positives,
         len(examples),
         max_relative_change=drift.target_max_relative_change,
         min_impressions=drift.target_min_impressions,
     )
+    return targets, online_ctr
 
 
 def export_metrics(result: SourceResult) -> None:
@@ -341,6 +351,8 @@ def export_metrics(result: SourceResult) -> None:
     for target in result.targets:
         value = 0.0 if target.status == "insufficient_data" else target.relative_change
         metrics.TARGET_DRIFT_SCORE.labels(target.target).set(value)
+    for variant, ctr in result.online_ctr.items():
+        metrics.ONLINE_CTR.labels(variant).set(ctr)
     for finding in result.quality:
         gauge = {
             "volume": metrics.DATA_QUALITY_VOLUME_RATIO,

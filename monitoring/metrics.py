@@ -154,6 +154,12 @@ FEATURE_FRESHNESS = Gauge(
     ["view"],
     registry=REGISTRY,
 )
+ONLINE_CTR = Gauge(
+    "flywheel_online_ctr",
+    "Clicks per impression in the last window whose feedback has arrived, by variant of the impression's context.",
+    ["variant"],
+    registry=REGISTRY,
+)
 SKEW_SHARE = Gauge(
     "flywheel_skew_share",
     "Share of the compared features whose served values disagree with the offline store (last skew run).",

@@ -82,3 +82,11 @@ def test_alertmanager_routes_retrain_alerts_to_the_trigger() -> None:
         text=True,
     )
     assert other.stdout.split() == ["default"], other.stdout + other.stderr
+
+
+def test_rules_use_only_metrics_the_code_exports() -> None:
+    from tests.integration.monitoring.test_dashboards import _METRIC, PENDING_CONTRACT_METRICS, exported_names
+
+    known = exported_names() | PENDING_CONTRACT_METRICS
+    used = {(p.stem, name) for p in RULES for a in _alerts(p) for name in _METRIC.findall(a["expr"])}
+    assert sorted((stem, name) for stem, name in used if name not in known) == []
