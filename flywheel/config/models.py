@@ -11,6 +11,7 @@ from pydantic import Field
 from flywheel.config.base import Section
 from flywheel.config.experiments import ExperimentsConfig
 from flywheel.config.features import FeaturesConfig
+from flywheel.config.rollout import RolloutConfig
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.config.training import TrainingConfig
@@ -101,3 +102,5 @@ class FlywheelConfig(Section):
     """Models, training, evaluation gates and the MLflow registry."""
     experiments: ExperimentsConfig = ExperimentsConfig()
     """The experimentation platform."""
+    rollout: RolloutConfig = RolloutConfig()
+    """Canary rollouts: the schedule, the automatic analysis and its guardrails."""
