@@ -12,6 +12,7 @@ from flywheel.config.base import Section
 from flywheel.config.experiments import ExperimentsConfig
 from flywheel.config.features import FeaturesConfig
 from flywheel.config.rollout import RolloutConfig
+from flywheel.config.monitoring import MonitoringConfig
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.config.training import TrainingConfig
@@ -104,3 +105,5 @@ class FlywheelConfig(Section):
     """The experimentation platform."""
     rollout: RolloutConfig = RolloutConfig()
     """Canary rollouts: the schedule, the automatic analysis and its guardrails."""
+    monitoring: MonitoringConfig = MonitoringConfig()
+    """Drift, data-quality and skew jobs and the retrain trigger."""
