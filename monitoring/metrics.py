@@ -62,6 +62,12 @@ STREAM_BATCH_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
+STREAM_EXCHANGED_ITEMS = Counter(
+    "flywheel_stream_exchanged_items",
+    "Items (per-title updates, dead letters, late events) a step received from another process.",
+    ["step"],
+    registry=REGISTRY,
+)
 STREAM_FEATURES_PUSHED = Counter(
     "flywheel_stream_features_pushed",
     "Feature rows pushed by the streaming dataflow, by feature view.",
