@@ -208,7 +208,7 @@ class OnlineFeatureReader:
 
         frame = frame.reset_index(drop=True)
         self.store.push("content_features_push", frame, to=PushMode.ONLINE)
-        source = Path(self._content_view.batch_source.path)
+        source = Path(getattr(self._content_view.batch_source, "path", ""))
         path = source if source.is_absolute() else Path(self.store.config.repo_path or ".") / source
         append_offline(path, frame, "content_id", f.CONTENT_FEATURES)
         self.update_content(frame.to_dict("records"))
