@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create the virtualenv and install Flywheel with its dev tools (once)
 
 .PHONY: system-deps
-system-deps: ## Install the local servers the tests use (redis-server; the Kafka-protocol broker comes from PyPI)
+system-deps: ## Install the local servers the tests use (redis-server, prometheus, prometheus-alertmanager; the Kafka-protocol broker comes from PyPI)
 	@scripts/install-system-deps.sh
 
 .PHONY: test

@@ -8,6 +8,9 @@ in-memory object: importing this module starts no server and touches no file.
 
 from __future__ import annotations
 
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -157,6 +160,12 @@ FEATURE_FRESHNESS = Gauge(
     ["view"],
     registry=REGISTRY,
 )
+ONLINE_CTR = Gauge(
+    "flywheel_online_ctr",
+    "Clicks per impression in the last window whose feedback has arrived, by variant of the impression's context.",
+    ["variant"],
+    registry=REGISTRY,
+)
 SKEW_SHARE = Gauge(
     "flywheel_skew_share",
     "Share of the compared features whose served values disagree with the offline store (last skew run).",
@@ -193,6 +202,7 @@ PIPELINE_LAST_SUCCESS = Gauge(
 )
 
 
-def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
-    """Serve :data:`REGISTRY` on ``http://addr:port/metrics`` from a daemon thread."""
-    start_http_server(port, addr=addr, registry=REGISTRY)
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
+    """Serve :data:`REGISTRY` on ``http://addr:port/metrics`` from a daemon thread; returns the
+    server (``shutdown()`` stops it) and its thread."""
+    return start_http_server(port, addr=addr, registry=REGISTRY)
