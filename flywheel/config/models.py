@@ -10,6 +10,7 @@ from pydantic import Field
 from flywheel.config.base import Section
 from flywheel.config.experiments import ExperimentsConfig
 from flywheel.config.features import FeaturesConfig
+from flywheel.config.serving import ServingConfig
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.config.training import TrainingConfig
@@ -91,3 +92,5 @@ class FlywheelConfig(Section):
     """Models, training, evaluation gates and the MLflow registry."""
     experiments: ExperimentsConfig = ExperimentsConfig()
     """The experimentation platform."""
+    serving: ServingConfig = ServingConfig()
+    """The model server (KServe + Triton), its router and prediction log."""

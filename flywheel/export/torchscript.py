@@ -10,6 +10,9 @@ Layout written by :func:`export_bundle`::
                                       content_ids.json): logit = u . v / temperature + bias
     <out>/triton/ranker/config.pbtxt  Triton (pytorch_libtorch) model config
     <out>/triton/ranker/1/model.pt    the scripted ranker
+    <out>/triton_python/ranker/       the same model.pt behind Triton's python backend (config.pbtxt,
+                                      1/model.py, 1/model.pt): the local stand-in for the libtorch
+                                      backend, served by the tritonserver of the nvidia-pytriton wheel
     <out>/feature_spec.json           vocabularies and scaling for the serving-side encoder
 """
 
@@ -72,6 +75,54 @@ parameters: {{ key: "INFERENCE_MODE" value: {{ string_value: "true" }} }}
 """
 
 
+def triton_python_config(
+    name: str, n_sparse: int, dense_dim: int, history_length: int, max_batch_size: int = 1024
+) -> str:
+    """The config.pbtxt of the ranker for Triton's python backend (same tensors as the libtorch one)."""
+    libtorch = triton_config(name, n_sparse, dense_dim, history_length, max_batch_size)
+    body = libtorch.replace('platform: "pytorch_libtorch"', 'backend: "python"')
+    return body.replace('parameters: { key: "INFERENCE_MODE" value: { string_value: "true" } }\n', "")
+
+
+#: model.py of the python-backend ranker: runs the TorchScript model.pt beside it.
+TRITON_PYTHON_MODEL = '''"""Triton python backend: the TorchScript ranker (model.pt) on CPU. Written by flywheel export."""
+
+import os
+import sys
+from pathlib import Path
+
+# the stub's embedded interpreter ignores PYTHONPATH: the launcher passes the serving environment's path
+sys.path[:0] = [p for p in os.environ.get("FLYWHEEL_TRITON_PYTHONPATH", "").split(os.pathsep) if p]
+
+import torch  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+INPUTS = ("sparse_ids__0", "dense_features__1", "history_ids__2")
+OUTPUTS = ("probabilities__0", "score__1")
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        folder = Path(args["model_repository"]) / args["model_version"]
+        torch.set_num_threads(1)
+        self.model = torch.jit.load(str(folder / "model.pt"), map_location="cpu").eval()
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            # DLPack both ways: the backend's numpy bridge predates NumPy 2 (it reads a size of 0)
+            tensors = [torch.from_dlpack(pb_utils.get_input_tensor_by_name(request, n).to_dlpack()) for n in INPUTS]
+            with torch.inference_mode():
+                probs, score = self.model(*tensors)
+            outputs = [
+                pb_utils.Tensor.from_dlpack(n, torch.utils.dlpack.to_dlpack(t.contiguous()))
+                for n, t in zip(OUTPUTS, (probs, score))
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=outputs))
+        return responses
+'''
+
+
 def export_bundle(bundle: ModelBundle, catalog: pd.DataFrame, out: str | Path, *, model_name: str = "ranker") -> Path:
     """Write TorchScript modules, the item index and the Triton repository under ``out``."""
     out = Path(out)
@@ -87,6 +138,14 @@ def export_bundle(bundle: ModelBundle, catalog: pd.DataFrame, out: str | Path, *
     n_sparse = len(bundle.ranker.embeddings)
     (out / "triton" / model_name / "config.pbtxt").write_text(
         triton_config(model_name, n_sparse, bundle.ranker.dense_dim, bundle.spec.history_length),
+        encoding="utf-8",
+    )
+    python_dir = out / "triton_python" / model_name / "1"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ts_dir / "ranker.pt", python_dir / "model.pt")
+    (python_dir / "model.py").write_text(TRITON_PYTHON_MODEL, encoding="utf-8")
+    (out / "triton_python" / model_name / "config.pbtxt").write_text(
+        triton_python_config(model_name, n_sparse, bundle.ranker.dense_dim, bundle.spec.history_length),
         encoding="utf-8",
     )
     index = TopKIndex.build(bundle.retrieval, encode_catalog(catalog, bundle.spec))
