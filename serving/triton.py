@@ -14,12 +14,23 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from flywheel.export.torchscript import script_ranker, write_python_model
+from flywheel.models.bundle import ModelBundle
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def pytriton_root() -> Path:
@@ -95,6 +106,16 @@ class TritonServer:
             client.close()
         raise RuntimeError(f"model {model_name!r} not ready on tritonserver within {timeout_s} s; see {self.log_path}")
 
+    def reload(self, model_name: str) -> None:
+        """Load the model again with every version now in the repository."""
+        import tritonclient.http as httpclient
+
+        client = httpclient.InferenceServerClient(self.http_url, network_timeout=120.0)
+        try:
+            client.load_model(model_name)
+        finally:
+            client.close()
+
     def stop(self) -> None:
         """Terminate the server (kill after 10 s)."""
         if self.process.poll() is None:
@@ -106,8 +127,29 @@ class TritonServer:
                 self.process.wait()
 
 
-def start_triton(repository: Path, workdir: Path, *, http_port: int, grpc_port: int) -> TritonServer:
-    """Start tritonserver on 127.0.0.1 over ``repository`` (a python-backend model repository)."""
+def add_ranker_version(repository: Path, bundle: ModelBundle, version: int, *, model_name: str = "ranker") -> Path:
+    """Script the bundle's serving ranker into ``repository/<model_name>/<version>/`` (python backend)."""
+    scripted = repository / f".{model_name}-{version}.pt"
+    repository.mkdir(parents=True, exist_ok=True)
+    script_ranker(bundle).save(str(scripted))
+    try:
+        return write_python_model(repository / model_name, scripted, version)
+    finally:
+        scripted.unlink()
+
+
+def triton_version(version: str) -> int:
+    """The Triton model version of a registry version ("7" -> 7; a local bundle -> 1)."""
+    return int(version) if version.isdigit() and int(version) > 0 else 1
+
+
+def start_triton(
+    repository: Path, workdir: Path, *, http_port: int, grpc_port: int, model_name: str = "ranker"
+) -> TritonServer:
+    """Start tritonserver on 127.0.0.1 over ``repository`` (python backend), loading ``model_name``.
+
+    The model control mode is explicit: after adding a version, :meth:`TritonServer.reload` loads it.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     backends = backend_directory(workdir / "backends")
     binary = pytriton_root() / "tritonserver" / "bin" / "tritonserver"
@@ -123,6 +165,8 @@ def start_triton(repository: Path, workdir: Path, *, http_port: int, grpc_port: 
         "--allow-metrics=false",
         "--allow-gpu-metrics=false",
         "--strict-readiness=true",
+        "--model-control-mode=explicit",
+        f"--load-model={model_name}",
         "--exit-timeout-secs=5",
     ]
     with log_path.open("wb") as log:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -56,6 +56,8 @@ class ServingConfig(Section):
     """gRPC port (Open Inference Protocol v2); 0 disables gRPC."""
     model_name: str = "recommender"
     """Name of the served model in the inference protocol."""
+    feature_source: Literal["online", "none"] = "online"
+    """`online`: the feature platform's online store (Feast); `none`: default features (cold start for all)."""
     bundle_dir: Path | None = None
     """Serve this model bundle folder (spec, towers, ranker, catalog.parquet) instead of the registry."""
     model_cache_dir: Path = Path(".flywheel/serving/models")

@@ -75,17 +75,38 @@ parameters: {{ key: "INFERENCE_MODE" value: {{ string_value: "true" }} }}
 """
 
 
-def triton_python_config(
-    name: str, n_sparse: int, dense_dim: int, history_length: int, max_batch_size: int = 1024
-) -> str:
-    """The config.pbtxt of the ranker for Triton's python backend (same tensors as the libtorch one)."""
-    libtorch = triton_config(name, n_sparse, dense_dim, history_length, max_batch_size)
-    body = libtorch.replace('platform: "pytorch_libtorch"', 'backend: "python"')
-    return body.replace('parameters: { key: "INFERENCE_MODE" value: { string_value: "true" } }\n', "")
+def triton_python_config(name: str, max_batch_size: int = 1024) -> str:
+    """The config.pbtxt of the ranker for Triton's python backend: the libtorch model's tensors, any
+    widths (so one config serves every version of the ranker: ``<name>/<version>/model.pt``)."""
+    return f"""name: "{name}"
+backend: "python"
+max_batch_size: {max_batch_size}
+input [
+  {{ name: "sparse_ids__0" data_type: TYPE_INT64 dims: [ -1 ] }},
+  {{ name: "dense_features__1" data_type: TYPE_FP32 dims: [ -1 ] }},
+  {{ name: "history_ids__2" data_type: TYPE_INT64 dims: [ -1 ] }}
+]
+output [
+  {{ name: "probabilities__0" data_type: TYPE_FP32 dims: [ {len(HEAD_NAMES)} ] }},
+  {{ name: "score__1" data_type: TYPE_FP32 dims: [ 1 ] }}
+]
+version_policy: {{ all {{ }} }}
+instance_group [ {{ kind: KIND_CPU count: 1 }} ]
+"""
+
+
+def write_python_model(model_dir: Path, scripted_ranker: str | Path, version: int = 1) -> Path:
+    """Write ``model_dir/<version>/{model.py, model.pt}`` and ``model_dir/config.pbtxt`` (python backend)."""
+    version_dir = model_dir / str(version)
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(scripted_ranker, version_dir / "model.pt")
+    (version_dir / "model.py").write_text(TRITON_PYTHON_MODEL, encoding="utf-8")
+    (model_dir / "config.pbtxt").write_text(triton_python_config(model_dir.name), encoding="utf-8")
+    return version_dir
 
 
 #: model.py of the python-backend ranker: runs the TorchScript model.pt beside it.
-TRITON_PYTHON_MODEL = '''"""Triton python backend: the TorchScript ranker (model.pt) on CPU. Written by flywheel export."""
+TRITON_PYTHON_MODEL = '''"""Triton python backend: the TorchScript ranker (model.pt) on CPU (written by flywheel)."""
 
 import os
 import sys
@@ -140,14 +161,7 @@ def export_bundle(bundle: ModelBundle, catalog: pd.DataFrame, out: str | Path, *
         triton_config(model_name, n_sparse, bundle.ranker.dense_dim, bundle.spec.history_length),
         encoding="utf-8",
     )
-    python_dir = out / "triton_python" / model_name / "1"
-    python_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ts_dir / "ranker.pt", python_dir / "model.pt")
-    (python_dir / "model.py").write_text(TRITON_PYTHON_MODEL, encoding="utf-8")
-    (out / "triton_python" / model_name / "config.pbtxt").write_text(
-        triton_python_config(model_name, n_sparse, bundle.ranker.dense_dim, bundle.spec.history_length),
-        encoding="utf-8",
-    )
+    write_python_model(out / "triton_python" / model_name, ts_dir / "ranker.pt")
     index = TopKIndex.build(bundle.retrieval, encode_catalog(catalog, bundle.spec))
     torch.save(index.embeddings, index_dir / "item_embeddings.pt")
     torch.save(index.bias, index_dir / "item_bias.pt")

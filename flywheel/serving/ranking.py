@@ -51,11 +51,14 @@ class TritonRanker:
 
     name = "triton"
 
-    def __init__(self, url: str, *, model_name: str = "ranker", timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, url: str, *, model_name: str = "ranker", model_version: str = "", timeout_s: float = 1.0
+    ) -> None:
         import tritonclient.http as httpclient
 
         self.url = url
         self.model_name = model_name
+        self.model_version = model_version
         self._http = httpclient
         self._client = httpclient.InferenceServerClient(
             url, connection_timeout=timeout_s, network_timeout=timeout_s, concurrency=4
@@ -64,7 +67,7 @@ class TritonRanker:
     def ready(self) -> bool:
         """Whether Triton reports the ranker ready (False when unreachable)."""
         try:
-            return bool(self._client.is_model_ready(self.model_name))
+            return bool(self._client.is_model_ready(self.model_name, self.model_version))
         except Exception:  # noqa: BLE001 - unreachable server: not ready
             return False
 
@@ -76,7 +79,7 @@ class TritonRanker:
             tensor.set_data_from_numpy(np.ascontiguousarray(array), binary_data=True)
             inputs.append(tensor)
         output = self._http.InferRequestedOutput(TRITON_SCORE, binary_data=True)
-        result = self._client.infer(self.model_name, inputs, outputs=[output])
+        result = self._client.infer(self.model_name, inputs, model_version=self.model_version, outputs=[output])
         return np.asarray(result.as_numpy(TRITON_SCORE), dtype=np.float64).reshape(-1)
 
     def close(self) -> None:
