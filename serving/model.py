@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
@@ -46,6 +47,11 @@ class RecommenderModel(Model):
     def _parse(self, payload: Any) -> list[RecommendRequest]:
         if isinstance(payload, InferRequest):
             return [parse_request(self._tensors(payload), **self.limits)]
+        if isinstance(payload, bytes | bytearray):  # a v1 body sent without a JSON content type
+            try:
+                payload = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise RequestError(f"the body is not JSON: {exc}") from exc
         if isinstance(payload, dict) and isinstance(payload.get("instances"), list) and payload["instances"]:
             return [parse_v1_instance(i, **self.limits) for i in payload["instances"]]
         raise RequestError("expected an inference request (v2 inputs, or v1 {'instances': [...]})")
