@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)   # promtool checks the chart's alert rules
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -14,3 +15,4 @@ $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 # the package starts a system redis on 6379; the tests start their own on a free port
 $SUDO service redis-server stop >/dev/null 2>&1 || true
+$SUDO service prometheus stop >/dev/null 2>&1 || true
