@@ -20,6 +20,11 @@ kubectl -n "$NAMESPACE" run flywheel-make-bucket --image "$IMAGE" --restart=Neve
 
 step "helm install flywheel (namespace $NAMESPACE)"
 helm upgrade --install flywheel charts/flywheel --namespace "$NAMESPACE" \
-  --set image.tag="${IMAGE##*:}" --set image.repository="${IMAGE%:*}" --wait --timeout 15m "$@"
+  --set image.tag="${IMAGE##*:}" --set image.repository="${IMAGE%:*}" --timeout 15m "$@"
+# the platform parts come up now; the router and the rankers wait for a champion model (docs/cluster.md)
+for workload in statefulset/flywheel-redis statefulset/flywheel-postgresql deployment/flywheel-mlflow \
+  deployment/flywheel-feature-server; do
+  kubectl -n "$NAMESPACE" rollout status "$workload" --timeout=600s
+done
 kubectl -n "$NAMESPACE" get pods,inferenceservices
-echo "check it: helm test flywheel -n $NAMESPACE"
+echo "next: train and register a champion (docs/cluster.md, step 4), then: helm test flywheel -n $NAMESPACE"

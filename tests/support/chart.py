@@ -92,20 +92,20 @@ def golden_text(rendered: Rendered) -> str:
     return "---\n".join(parts)
 
 
-def is_hook(text: str) -> bool:
-    """Whether a rendered template is a Helm hook (kept out of manifests/)."""
+def is_test_hook(text: str) -> bool:
+    """Whether a rendered template is a `helm test` hook (kept out of manifests/; other hooks stay)."""
     return any(
-        isinstance(obj, dict) and "helm.sh/hook" in (obj.get("metadata", {}).get("annotations") or {})
+        isinstance(obj, dict) and (obj.get("metadata", {}).get("annotations") or {}).get("helm.sh/hook") == "test"
         for obj in yaml.safe_load_all(text)
     )
 
 
 def manifest_files(rendered: Rendered) -> dict[str, str]:
-    """manifests/<template path relative to templates/> -> text, hooks left out."""
+    """manifests/<template path relative to templates/> -> text, the `helm test` hook left out."""
     files: dict[str, str] = {}
     for path in sorted(rendered.templates):
         text = rendered.templates[path]
-        if is_hook(text):
+        if is_test_hook(text):
             continue
         relative = path.split("/templates/", 1)[1]
         header = MANIFEST_HEADER.format(release=RELEASE, namespace=NAMESPACE, source=f"charts/{path}")
