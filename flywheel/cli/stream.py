@@ -181,6 +181,6 @@ def register(app: typer.Typer) -> None:
             as_of_end = as_of_end if as_of_end is not None else end_ms + 1
         result = run_stream(config, streaming, until_end=not follow, as_of_end_ms=as_of_end, fresh=fresh)
         if result:
-            console.print(result["summary"], highlight=False)
+            console.print(result.get("run_summary", result["summary"]), highlight=False)
             if not result["balanced"]:
                 raise typer.Exit(1)

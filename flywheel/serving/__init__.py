@@ -1,0 +1,1 @@
+"""Serving rules: canary routing, the prediction log, the rollout analysis (no server code here)."""
