@@ -11,8 +11,8 @@ from pydantic import Field
 from flywheel.config.base import Section
 from flywheel.config.experiments import ExperimentsConfig
 from flywheel.config.features import FeaturesConfig
-from flywheel.config.rollout import RolloutConfig
 from flywheel.config.monitoring import MonitoringConfig
+from flywheel.config.rollout import RolloutConfig
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.config.training import TrainingConfig
