@@ -202,6 +202,72 @@ PIPELINE_LAST_SUCCESS = Gauge(
 )
 
 
+# --- serving (serving/, flywheel.serving) -----------------------------------------------------------
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+SERVING_REQUESTS = Counter(
+    "flywheel_serving_requests",
+    "Recommendation requests answered, by variant and HTTP-style status code (200, 400, 500).",
+    ["variant", "code"],
+    registry=REGISTRY,
+)
+SERVING_REQUEST_SECONDS = Histogram(
+    "flywheel_serving_request_seconds",
+    "Time to answer one recommendation request inside the model server, by variant.",
+    ["variant"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+SERVING_STAGE_SECONDS = Histogram(
+    "flywheel_serving_stage_seconds",
+    "Time of one stage of the recommend path (features, retrieval, ranking, rules), by variant.",
+    ["stage", "variant"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+SERVING_ERRORS = Counter(
+    "flywheel_serving_errors",
+    "Requests that failed, by variant and kind (bad_request, internal).",
+    ["variant", "kind"],
+    registry=REGISTRY,
+)
+SERVING_DEGRADED = Counter(
+    "flywheel_serving_degraded",
+    "Requests answered in a degraded way, by reason (feature_store: default features; triton: in-process ranker).",
+    ["reason"],
+    registry=REGISTRY,
+)
+SERVING_SHADOW_OVERLAP = Histogram(
+    "flywheel_serving_shadow_overlap",
+    "Share of the answer's titles that the shadow model also returned, per mirrored request.",
+    buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    registry=REGISTRY,
+)
+SERVING_SHADOW_SCORE_DELTA = Histogram(
+    "flywheel_serving_shadow_score_delta",
+    "Mean absolute score difference between the answer and the shadow over the titles both returned.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+SERVING_SHADOW_ERRORS = Counter(
+    "flywheel_serving_shadow_errors",
+    "Shadow copies that failed or were dropped because the shadow was busy.",
+    registry=REGISTRY,
+)
+SERVING_CANARY_FRACTION = Gauge(
+    "flywheel_serving_canary_fraction",
+    "Share of users the canary answers now (0 when no rollout is running).",
+    registry=REGISTRY,
+)
+SERVING_MODEL_INFO = Gauge(
+    "flywheel_serving_model_info",
+    "1 for each variant and the model version it serves now.",
+    ["variant", "version"],
+    registry=REGISTRY,
+)
+
+
 def start_metrics_server(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
     """Serve :data:`REGISTRY` on ``http://addr:port/metrics`` from a daemon thread; returns the
     server (``shutdown()`` stops it) and its thread."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from flywheel import __version__
-from flywheel.cli import experiments, features, log, monitor, pipeline, registry, simulate, stream
+from flywheel.cli import experiments, features, log, monitor, pipeline, registry, serve, simulate, stream
 
 app = typer.Typer(
     name="flywheel",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 simulate.register(app)
 stream.register(app)
+serve.register(app)
 app.add_typer(log.app, name="log")
 app.add_typer(features.app, name="features")
 app.add_typer(experiments.app, name="experiments")

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -194,3 +195,60 @@ def prometheus_server(config_yaml: str, workdir: Path, rule_files: dict[str, str
             yield f"http://127.0.0.1:{port}"
         finally:
             _stop(process)
+@dataclass(frozen=True)
+class ModelServer:
+    """A running `flywheel serve` process."""
+
+    process: subprocess.Popen[bytes]
+    http_port: int
+    grpc_port: int
+    home: Path
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
+@contextmanager
+def model_server(
+    home: Path, *args: str, timeout_s: float = 120, env: dict[str, str] | None = None
+) -> Iterator[ModelServer]:
+    """`flywheel serve ARGS` on free ports with FLYWHEEL_HOME=home; yields once the recommender is ready."""
+    import os
+    import sys
+    import urllib.request
+
+    http_port, grpc_port = free_port(), free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "serve.log"
+    environment = {**os.environ, "FLYWHEEL_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
+    root = Path(__file__).resolve().parents[2]
+    environment["PYTHONPATH"] = os.pathsep.join([str(root), environment.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "flywheel.cli.main", "serve", "--http-port", str(http_port)]
+    command += ["--grpc-port", str(grpc_port), *args]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=home)
+    server = ModelServer(process, http_port, grpc_port, home, log_path)
+    try:
+        deadline = time.monotonic() + timeout_s
+        ready_url = f"http://127.0.0.1:{http_port}/v2/models/recommender/ready"
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"flywheel serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"recommender not ready within {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        _stop(process)
