@@ -102,6 +102,7 @@ class Loop:
         self.shift_day = shift_day
         self.result = LoopResult()
         self.t0 = time.perf_counter()
+        self._world: Any = None
 
     def now(self) -> float:
         """Seconds since the loop started."""
@@ -205,16 +206,54 @@ class Loop:
         self.note("decision", f"v{outcome.get('version')} registered as {outcome.get('alias')}")
         return str(outcome.get("version"))
 
-    def serve(self) -> None:
-        """Serve the champion in-process to simulated users (the serving helper's path), when it is available."""
-        with self.stage("serve", "the champion answers simulated users in-process") as rec:
+    def _traffic(self, parts: Any, start_ms: int, requests: int, *, seed: int) -> Any:
+        """Simulated users (drifted tastes: the world's shift applies from ``shift_day``) call the router."""
+        from flywheel.events.log import open_event_log
+        from flywheel.serving.prediction_log import new_request_id
+        from flywheel.serving.protocol import RecommendRequest
+        from flywheel.simulator.traffic import Served, SimulatedUsers
+        from flywheel.simulator.world import build_world
+
+        model_name = self.config.training.model_name
+
+        def recommend(user_id: str, k: int) -> Served:
+            request_id = new_request_id()
+            answer = parts.router.answer(RecommendRequest(user_id, k), request_id)
+            rec = answer.recommendation
+            return Served(
+                request_id, rec.items, rec.scores, answer.variant, model_name, answer.model_version, answer.rollout_id
+            )
+
+        if self._world is None:
+            self._world = build_world(self.config.simulator)
+        log = open_event_log(self.config.event_log)
+        try:
+            producer = log.producer(self.config.event_log.topics.events)
+            users = SimulatedUsers(self._world, seed=seed, start_ms=start_ms, mean_gap_ms=2000.0)
+            summary = users.run(recommend, producer, requests=requests)
+            summary.events_written += users.drain(producer)
+            producer.flush()
+        finally:
+            log.close()
+        return summary
+
+    def serve(self, end_ms: int, requests: int) -> int:
+        """The champion (KServe model's router, in-process) answers simulated users whose tastes moved."""
+        with self.stage("serve", "the champion answers simulated users in-process (router + prediction log)") as rec:
             try:
-                from flywheel.serving import recommender  # noqa: F401 - availability check
+                from serving.server import build_server
             except ImportError:
-                rec.status = "skipped"
-                rec.detail = (
-                    "the model server's in-process path is not on this branch yet; drift comes from the simulator"
-                )
+                rec.status, rec.detail = "skipped", "the model server is not on this branch"
+                return end_ms
+            parts = build_server(self.config)
+            try:
+                summary = self._traffic(parts, end_ms + 60_000, requests, seed=1)
+            finally:
+                parts.close()
+            rec.detail = f"{summary.requests} requests, CTR {summary.ctr:.4f} ({dict(summary.by_variant)})"
+        self.note("metric", f"online ctr champion v{self.result.facts.get('champion')} (drifted users)", summary.ctr)
+        self.result.facts["online_before"] = {"ctr": summary.ctr, "requests": summary.requests}
+        return int(summary.end_ms)
 
     def detect(self, start_ms: int, end_ms: int) -> dict[str, Any]:
         """The drift job over the days after the shift against the champion's training window."""
@@ -297,28 +336,84 @@ class Loop:
         self.result.facts["decisions"] = [asdict(r) for r in read_audit(audit)]
         return outcome
 
-    def canary(self, outcome: dict[str, Any]) -> None:
-        """Canary the challenger and promote or roll back (the rollout helper's code), when available."""
-        from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases
+    def canary(self, outcome: dict[str, Any], traffic_start_ms: int, requests: int) -> None:
+        """The challenger answers a share of the users beside the champion; promote or roll back.
 
-        with self.stage("canary", "the challenger takes a growing share of users; promote or roll back") as rec:
-            names = aliases(self.config.training.model_name)
+        The rollout helper's analysis (flywheel.serving.rollout) decides when it is on the branch;
+        until then the loop compares the canary's CTR with the champion's on the same traffic
+        (promote when it is at least as high) and says so in the reason.
+        """
+        from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases, promote
+
+        model = self.config.training.model_name
+        with self.stage(
+            "canary", "the challenger takes a share of users; promote or roll back, with the reason"
+        ) as rec:
+            names = aliases(model)
             if outcome.get("status") != "registered":
                 reason = outcome.get("reason", "no retraining")
-                rec.status, rec.detail = (
-                    "skipped",
-                    f"no challenger: {reason}; the champion stays (v{names.get(CHAMPION)})",
-                )
-                self.note("decision", f"champion v{names.get(CHAMPION)} kept: {reason}")
+                rec.detail = f"no challenger ({reason}); champion v{names.get(CHAMPION)} kept"
+                self.note("decision", rec.detail)
+                self.result.facts["decision"] = {"action": "kept", "reason": rec.detail}
                 return
             try:
-                from flywheel.serving import rollout  # noqa: F401 - availability check
+                from flywheel.serving.router import Deployment
+                from flywheel.serving.routing import RolloutState
+                from serving.server import build_server
             except ImportError:
                 rec.status = "skipped"
-                rec.detail = (
-                    f"challenger v{names.get(CHALLENGER)} registered; the canary rollout is not on this branch yet"
+                rec.detail = f"challenger v{names.get(CHALLENGER)} registered; no model server on this branch"
+                return
+            fraction = 0.5
+            parts = build_server(self.config)
+            try:
+                champion = parts.router.deployment.champion
+                loader = parts.watcher.loader if parts.watcher is not None else None
+                if loader is None:
+                    raise RuntimeError("the canary needs the registry (serving.bundle_dir must be empty)")
+                from flywheel.registry.mlflow_registry import version_by_alias
+
+                challenger = version_by_alias(model, CHALLENGER)
+                assert challenger is not None
+                canary = loader(challenger.version, challenger.run_id)
+                rollout = RolloutState(f"loop-v{challenger.version}", fraction, 0, "running")
+                parts.router.swap(
+                    Deployment(
+                        champion=champion, canary=canary, model_name=self.config.serving.model_name, rollout=rollout
+                    )
                 )
-                self.note("canary", rec.detail)
+                self.note("canary", f"challenger v{challenger.version} answers {fraction:.0%} of users")
+                summary = self._traffic(parts, traffic_start_ms + 60_000, requests, seed=2)
+            finally:
+                parts.close()
+            ctr = self._ctr_by_variant(traffic_start_ms)
+            for variant, value in ctr.items():
+                self.note("metric", f"online ctr {variant}", value)
+            champ, cand = ctr.get("champion", 0.0), ctr.get("canary", 0.0)
+            if cand >= champ:
+                promote(model, CHALLENGER)
+                action = "promoted"
+            else:
+                action = "rolled back"
+            reason = (
+                f"canary CTR {cand:.4f} vs champion {champ:.4f} on {summary.requests} requests "
+                f"({dict(summary.by_variant)}): {action}"
+            )
+            rec.detail = reason
+            self.note("decision", reason)
+            self.result.facts["decision"] = {"action": action, "reason": reason, "ctr": ctr}
+            self.result.facts["online_after"] = ctr
+
+    def _ctr_by_variant(self, since_ms: int) -> dict[str, float]:
+        """Clicks per impression by the impression's variant, in the traffic after ``since_ms``."""
+        from flywheel.features.training_set import label_impressions
+        from monitoring.drift_job import events_frame, valid_events
+
+        events = events_frame(valid_events(self.config))
+        events = events.loc[events["timestamp_ms"] > since_ms]
+        examples = label_impressions(events, {}, int(self.config.features.label_window_minutes * 60_000))
+        variants = examples["example_id"].map(events.set_index("event_id")["variant"]).fillna("none")
+        return {str(v): float(c) for v, c in examples["label_click"].groupby(variants).mean().items()}
 
     # --- the record ---------------------------------------------------------------------------
 
@@ -376,8 +471,8 @@ def write_report(result: LoopResult, folder: Path) -> Path:
     drift = result.facts.get("drift", {})
     if drift:
         fig, ax = plt.subplots(figsize=(9, 3))
-        rows = [(f"{src}:{c['column']}", c["psi"]) for src, d in drift.items() for c in d["features"]["columns"]]
-        ax.bar([r[0] for r in rows], [r[1] for r in rows], color="tab:orange")
+        psis = [(f"{src}:{c['column']}", c["psi"]) for src, d in drift.items() for c in d["features"]["columns"]]
+        ax.bar([p[0] for p in psis], [p[1] for p in psis], color="tab:orange")
         ax.axhline(0.2, color="black", ls=":", lw=1)
         ax.set_ylabel("PSI vs the champion's window")
         ax.set_title("feature drift after the shift (dotted: a column drifts)")
@@ -389,7 +484,8 @@ def write_report(result: LoopResult, folder: Path) -> Path:
         fig, ax = plt.subplots(figsize=(6, 2.5))
         ax.bar([c[0] for c in ctr], [c[1] for c in ctr], color="tab:purple")
         ax.set_ylabel("clicks per impression")
-        ax.set_title("CTR per variant")
+        ax.set_title("online CTR (served traffic)")
+        ax.tick_params(axis="x", rotation=20)
         plots.append(("CTR per variant", _png(fig)))
         plt.close(fig)
     rows = "".join(
@@ -411,17 +507,17 @@ def write_report(result: LoopResult, folder: Path) -> Path:
     return path
 
 
-def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float) -> LoopResult:
+def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float, requests: int = 1000) -> LoopResult:
     """Run every stage in order; the record is kept even when a stage fails."""
     loop = Loop(config, console=console, shift_day=shift_day)
     try:
         start_ms, end_ms = loop.simulate()
         loop.features()
         loop.train(start_ms)
-        loop.serve()
+        served_until = loop.serve(end_ms, requests)
         drift = loop.detect(start_ms, end_ms)
         outcome = loop.alert_and_retrain(drift, start_ms, end_ms)
-        loop.canary(outcome)
+        loop.canary(outcome, served_until, requests)
     finally:
         console.print(loop.summary())
         report = write_report(loop.result, Path(config.home) / "reports" / "loop")
