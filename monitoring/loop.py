@@ -177,6 +177,16 @@ class Loop:
             materialize(store, newest - timedelta(days=fcfg.long_window_days + 1), newest + timedelta(seconds=1))
             rec.detail = f"{summary.valid_events:,} valid events, rows {dict(summary.rows_written)}"
 
+    def stream(self, end_ms: int) -> None:
+        """The streaming dataflow (Bytewax) over the same events: validate, dedup, sessionize, push to Feast."""
+        from flywheel.cli.stream import prepare_run, run_stream
+
+        with self.stage("stream", "streaming features (Bytewax): DLQ, dedup, sessions, push to Feast") as rec:
+            streaming = prepare_run(self.config, self.config.streaming, fresh=True)
+            report = run_stream(self.config, streaming, until_end=True, as_of_end_ms=end_ms + 1)
+            counts = report.get("counts", report)
+            rec.detail = ", ".join(f"{k} {v:,}" for k, v in counts.items() if isinstance(v, int))[:200]
+
     def _pipeline(self, name: str, window_start: str, window_end: str) -> dict[str, Any]:
         from monitoring.retrain import retraining_arguments
         from pipelines.local import run_local
@@ -513,6 +523,7 @@ def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float, requ
     try:
         start_ms, end_ms = loop.simulate()
         loop.features()
+        loop.stream(end_ms)
         loop.train(start_ms)
         served_until = loop.serve(end_ms, requests)
         drift = loop.detect(start_ms, end_ms)

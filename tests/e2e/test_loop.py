@@ -14,7 +14,7 @@ from flywheel.config.models import FlywheelConfig
 from monitoring.loop import run_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-ORDER = ["simulate", "features", "train", "serve", "detect", "retrain", "canary"]
+ORDER = ["simulate", "features", "stream", "train", "serve", "detect", "retrain", "canary"]
 
 
 def small_config(home: Path) -> FlywheelConfig:
