@@ -27,7 +27,7 @@ The machine may be shared: times are indicative; the metrics are deterministic u
 CPU nondeterminism.
 
 Usage:
-    python bench/bench_real_data.py [--users 610] [--home /tmp/fw-bench] [--keep]
+    python bench/bench_real_data.py [--users 610] [--home /tmp/fw-bench]
 """
 
 from __future__ import annotations
@@ -190,48 +190,31 @@ def _top(scores: np.ndarray, seen: Any, items: pd.Index) -> list[list[str]]:
     return [list(items[row]) for row in order]
 
 
-def main() -> None:
-    """Run the protocol and print the table and the ratio."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=None, help="keep the first N users (default: all)")
-    parser.add_argument("--home", type=Path, default=None, help="FLYWHEEL_HOME to use (default: a temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the home folder")
-    args = parser.parse_args()
+def run_protocol(users: int | None, home: Path) -> dict[str, Any]:
+    """Steps 1-4 of the protocol into ``home``; returns the systems' and baselines' metrics,
+    the pipeline's metrics and the times."""
     folder = data_dir()
     check_fixture(folder)
-    home = args.home or Path(tempfile.mkdtemp(prefix="flywheel-real-"))
     home.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="flywheel-real-cwd-"))  # outside the checkout, as a user would be
-    (work / "flywheel.yaml").write_text(config_text(args.users))
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    ratings, movies = subset(folder, args.users, work)
-    config = ["--config", str(work / "flywheel.yaml")]
-    times: dict[str, float] = {}
-    times["import-catalog"] = run(
-        ["import-catalog", str(movies), *config, "--id-col", "movieId", "--no-genres-value", "(no genres listed)"],
-        env,
-        work,
-    )
-    times["import-interactions"] = run(
-        [
-            "import-interactions",
-            str(ratings),
-            *config,
-            "--user-col",
-            "userId",
-            "--item-col",
-            "movieId",
-            "--time-format",
-            "s",
-            "--rating-col",
-            "rating",
-        ],
-        env,
-        work,
-    )
-    times["features backfill"] = run(["features", "backfill", *config], env, work)
-    times["pipeline run training"] = run(["pipeline", "run", "training", *config], env, work)
+    try:
+        (work / "flywheel.yaml").write_text(config_text(users))
+        env = {**os.environ, "FLYWHEEL_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        ratings, movies = subset(folder, users, work)
+        config = ["--config", str(work / "flywheel.yaml")]
+        times: dict[str, float] = {}
+        times["import-catalog"] = run(
+            ["import-catalog", str(movies), *config, "--id-col", "movieId", "--no-genres-value", "(no genres listed)"],
+            env,
+            work,
+        )
+        columns = ["--user-col", "userId", "--item-col", "movieId", "--time-format", "s", "--rating-col", "rating"]
+        times["import-interactions"] = run(["import-interactions", str(ratings), *config, *columns], env, work)
+        times["features backfill"] = run(["features", "backfill", *config], env, work)
+        times["pipeline run training"] = run(["pipeline", "run", "training", *config], env, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     metrics = pipeline_metrics(home)
     train, holdout = evaluated_split(home)
     t0 = time.perf_counter()
@@ -251,23 +234,54 @@ def main() -> None:
     for name in ("ALS (implicit)", "BPR (implicit)"):
         if name in base:
             baseline_rows[name] = {m: base[name][f"{m}@{K}"] for m in measures}
-    users = int(metrics.get("catalog.two_stage.queries", float("nan")))
-    print(f"\nml-latest-small, {users} users, per-user holdout of the last {HOLDOUT}, relevant = any interaction, @{K}")
-    print(f"{'system':34s} {'P@10':>7s} {'R@10':>7s} {'NDCG@10':>8s} {'MAP@10':>7s}")
-    for label, row in systems.items():
-        print(f"{label:34s} {row['precision']:7.4f} {row['recall']:7.4f} {row['ndcg']:8.4f} {row['map']:7.4f}")
-    print("baselines (same run, same split)")
-    for label, row in baseline_rows.items():
-        print(f"  {label:32s} {row['precision']:7.4f} {row['recall']:7.4f} {row['ndcg']:8.4f} {row['map']:7.4f}")
     best_name, best = max(((n, r["ndcg"]) for n, r in baseline_rows.items()), key=lambda x: x[1])
     ours = systems["two stages (sources + ranker)"]["ndcg"]
-    ratio = ours / best if best > 0 else float("nan")
-    print(f"\ntwo stages NDCG@10 {ours:.4f} / best baseline ({best_name}) {best:.4f} = {ratio:.3f}x (goal >= 1.05x)")
-    print("times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()) + " (shared machine)")
-    print(json.dumps({"ratio": ratio, "two_stage_ndcg@10": ours, "best_baseline": best_name, "users": users}))
-    if not args.keep and args.home is None:
-        shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "systems": systems,
+        "baselines": baseline_rows,
+        "best_baseline": best_name,
+        "ratio": ours / best if best > 0 else float("nan"),
+        "users": int(metrics.get("catalog.two_stage.queries", 0)),
+        "metrics": metrics,
+        "times": times,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The table, the ratio and the times."""
+    print(
+        f"\nml-latest-small, {result['users']} users, per-user holdout of the last {HOLDOUT}, "
+        f"relevant = any interaction, @{K}"
+    )
+    print(f"{'system':34s} {'P@10':>7s} {'R@10':>7s} {'NDCG@10':>8s} {'MAP@10':>7s}")
+    for label, row in result["systems"].items():
+        print(f"{label:34s} {row['precision']:7.4f} {row['recall']:7.4f} {row['ndcg']:8.4f} {row['map']:7.4f}")
+    print("baselines (same run, same split)")
+    for label, row in result["baselines"].items():
+        print(f"  {label:32s} {row['precision']:7.4f} {row['recall']:7.4f} {row['ndcg']:8.4f} {row['map']:7.4f}")
+    best = result["baselines"][result["best_baseline"]]["ndcg"]
+    ours = result["systems"]["two stages (sources + ranker)"]["ndcg"]
+    print(
+        f"\ntwo stages NDCG@10 {ours:.4f} / best baseline ({result['best_baseline']}) {best:.4f} "
+        f"= {result['ratio']:.3f}x (goal >= 1.05x)"
+    )
+    print("times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["times"].items()) + " (shared machine)")
+
+
+def main() -> None:
+    """Run the protocol and print the table and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=None, help="keep the first N users (default: all)")
+    parser.add_argument("--home", type=Path, default=None, help="FLYWHEEL_HOME to use (default: a temp folder)")
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="flywheel-real-"))
+    try:
+        result = run_protocol(args.users, home)
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+    print_table(result)
+    print(json.dumps({k: result[k] for k in ("ratio", "best_baseline", "users")}))
 
 
 if __name__ == "__main__":
