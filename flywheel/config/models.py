@@ -11,6 +11,9 @@ from pydantic import Field
 from flywheel.config.base import Section
 from flywheel.config.experiments import ExperimentsConfig
 from flywheel.config.features import FeaturesConfig
+from flywheel.config.monitoring import MonitoringConfig
+from flywheel.config.rollout import RolloutConfig
+from flywheel.config.serving import ServingConfig
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.config.training import TrainingConfig
@@ -101,3 +104,9 @@ class FlywheelConfig(Section):
     """Models, training, evaluation gates and the MLflow registry."""
     experiments: ExperimentsConfig = ExperimentsConfig()
     """The experimentation platform."""
+    rollout: RolloutConfig = RolloutConfig()
+    """Canary rollouts: the schedule, the automatic analysis and its guardrails."""
+    monitoring: MonitoringConfig = MonitoringConfig()
+    """Drift, data-quality and skew jobs and the retrain trigger."""
+    serving: ServingConfig = ServingConfig()
+    """The model server (KServe + Triton), its router and prediction log."""
