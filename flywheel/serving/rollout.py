@@ -20,7 +20,8 @@ Decision (:func:`decide`), in this order: no running rollout -> hold; a guardrai
 roll back; a sample-ratio mismatch -> hold (the data cannot be trusted); a metric significantly
 worse -> roll back; at the last stage with enough impressions and the primary metric
 significantly better -> promote; the horizon reached -> hold as inconclusive; too few canary
-impressions in the stage -> hold; otherwise raise the fraction to the next stage.
+impressions in the stage, or too few units to test the primary metric -> hold; otherwise raise
+the fraction to the next stage (at the last stage: hold until a decision).
 """
 
 from __future__ import annotations
@@ -458,6 +459,8 @@ def decide(evidence: Evidence, state: RolloutState, config: RolloutConfig) -> Ro
             f"collecting: {evidence.stage_canary_impressions} of {config.min_impressions_per_stage} "
             f"canary impressions in stage {state.stage}"
         )
+    if primary.status != "ok":
+        return hold(f"collecting: {primary.metric} cannot be tested yet, {primary.message}")
     if state.stage < last:
         nxt = state.stage + 1
         return RolloutDecision(

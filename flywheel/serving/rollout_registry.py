@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases, promote, version_by_alias
+from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases, promote, rollback, version_by_alias
 from flywheel.serving.rollout import (
     Evidence,
     RolloutDecision,
@@ -210,8 +210,9 @@ def apply_decision(
     """Carry out a decision in the registry and append it to the audit; return the new state.
 
     ``raise`` moves the stage and fraction; ``promote`` makes the canary the champion (the old one
-    stays as ``previous_champion``); ``rollback`` ends the canary (the version is tagged
-    ``rolled_back`` and loses the ``challenger`` alias); ``hold`` changes nothing but is recorded.
+    stays as ``previous_champion``); ``rollback`` ends a running canary (the version is tagged
+    ``rolled_back`` and loses the ``challenger`` alias), or after a promotion gives the champion
+    alias back to the ``previous_champion``; ``hold`` changes nothing but is recorded.
     """
     at = now_ms() if at_ms is None else at_ms
     after = state
@@ -222,6 +223,9 @@ def apply_decision(
             raise RolloutError("the rollout records no canary version to promote")
         promote(model_name, state.canary_version)
         after = replace(state, status="promoted", fraction=0.0, stage_started_ms=at)
+    elif decision.decision == "rollback" and state.status == "promoted":
+        rollback(model_name, decision.reason)  # the champion goes back to the previous champion
+        after = replace(state, status="rolled_back", fraction=0.0, stage_started_ms=at)
     elif decision.decision == "rollback":
         client = _client()
         if state.canary_version:

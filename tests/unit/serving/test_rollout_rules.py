@@ -168,6 +168,8 @@ def test_guardrails_need_enough_requests_a_margin_and_an_absolute_excess() -> No
 
 
 def metric(name: str, role: str, direction: str) -> MetricTest:
+    if direction == "untested":
+        return MetricTest(name, role, "insufficient", "not enough units")  # type: ignore[arg-type]
     significant = direction != "none"
     return MetricTest(name, role, "ok", "+0% [-1%, +1%]", 0.1, 0.1, 0.05, 0.001, 0.002, significant, direction)  # type: ignore[arg-type]
 
@@ -214,6 +216,7 @@ def state(stage: int = 0, status: str = "running") -> RolloutState:
         (evidence(stage_impressions=5000), state(1), ("hold", 1, 0.5)),
         (evidence(impressions=10_000), state(0), ("hold", 0, 0.1)),  # horizon: stop moving
         (evidence(secondary="better"), state(1), ("hold", 1, 0.5)),  # only the primary metric promotes
+        (evidence(primary="untested"), state(0), ("hold", 0, 0.1)),  # never raise before a test could run
     ],
 )
 def test_decisions(ev: Evidence, st: RolloutState, expected: tuple[str, int, float]) -> None:
