@@ -70,7 +70,7 @@ def test_a_mix_of_bad_requests_under_load_no_5xx_and_good_answers_unchanged(serv
 
     def client(n: int) -> None:
         for round_ in range(6):
-            for name, model, body, _ in BAD:
+            for _name, model, body, _ in BAD:
                 code, _text = _post(server, model, body)
                 with lock:
                     codes.append(code)
