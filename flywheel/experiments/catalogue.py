@@ -43,6 +43,13 @@ _FIXED: dict[str, MetricDefinition] = {
         MetricDefinition("clicks", "mean", "clicks per unit"),
         MetricDefinition("impressions", "mean", "impressions per unit"),
         MetricDefinition("watch_hours", "mean", "hours watched per unit"),
+        MetricDefinition(
+            "watch_hours_per_impression",
+            "ratio",
+            "hours watched per impression",
+            numerator="watch_hours",
+            denominator="impressions",
+        ),
         MetricDefinition("sessions", "mean", "distinct sessions per unit"),
         MetricDefinition("active_days", "mean", "distinct UTC days with an event per unit"),
     )

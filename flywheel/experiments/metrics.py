@@ -28,6 +28,7 @@ EVENT_COLUMNS = (
     "experiment_id",
     "variant",
     "device_type",
+    "content_id",
 )
 BASE_COLUMNS = ("impressions", "clicks", "watch_hours", "sessions", "active_days")
 
@@ -62,6 +63,7 @@ def events_frame(events: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 context.get("experiment_id"),
                 context.get("variant"),
                 device.get("type"),
+                e.get("content_id"),
             )
         )
     frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))

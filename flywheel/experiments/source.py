@@ -20,10 +20,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _decoded(log: EventLog, topic: str, batch: int) -> Iterator[dict[str, Any]]:
-    validator = EventValidator()
+def read_values(log: EventLog, topic: str, *, batch: int = 10_000) -> Iterator[tuple[bytes, int]]:
+    """Every record of ``topic`` as ``(value, log timestamp ms)``, up to the end offsets seen now.
+
+    Reads with a throw-away consumer group that never commits (no other group's positions move).
+    """
     ends = log.end_offsets(topic)
-    consumer = log.consumer(topic, f"flywheel-experiments-{uuid.uuid4().hex[:12]}")
+    consumer = log.consumer(topic, f"flywheel-analysis-{uuid.uuid4().hex[:12]}")
     try:
         for partition in ends:
             consumer.seek(partition, 0)
@@ -36,12 +39,18 @@ def _decoded(log: EventLog, topic: str, batch: int) -> Iterator[dict[str, Any]]:
                 return
             for record in records:
                 if record.offset < ends.get(record.partition, 0):
-                    # invalid events belong to the dead-letter topic, not to any metric
-                    result = validator.validate_bytes(record.value, now_ms=record.timestamp_ms)
-                    if result.event is not None:
-                        yield result.event
+                    yield record.value, record.timestamp_ms
     finally:
         consumer.close()
+
+
+def _decoded(log: EventLog, topic: str, batch: int) -> Iterator[dict[str, Any]]:
+    validator = EventValidator()
+    for value, timestamp_ms in read_values(log, topic, batch=batch):
+        # invalid events belong to the dead-letter topic, not to any metric
+        result = validator.validate_bytes(value, now_ms=timestamp_ms)
+        if result.event is not None:
+            yield result.event
 
 
 def read_events(log: EventLog, topic: str = "events", *, batch: int = 10_000) -> pd.DataFrame:

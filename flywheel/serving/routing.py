@@ -1,9 +1,11 @@
 """Routing rules of the model server: sticky canary assignment, the rollout schedule, rollout state.
 
-The canary is assigned with the experiments library's hash (:func:`flywheel.experiments.assignment.unit_hash`,
-salted with the rollout id): a user's number ``u`` in [0, 1) is fixed for a rollout, and the user is
-in the canary while ``u < fraction``. Raising the fraction therefore only adds users: a user in the
-canary at fraction f stays in it at every f' > f (a monotone ramp), and never flips back and forth.
+The canary is assigned with the experiments library's bucket rule
+(:func:`flywheel.experiments.assignment.bucket_of`, salted with the rollout id): a user's bucket is
+``floor(SHA-256("<rollout id>:<user id>") * BUCKETS)``, fixed for a rollout, and the user is in the
+canary while the bucket is below ``fraction * BUCKETS``. Raising the fraction therefore only adds
+users: a user in the canary at fraction f stays in it at every f' > f (a monotone ramp), and a new
+rollout id draws a fresh, independent split.
 
 The live rollout is stored as registered-model tags in MLflow (``rollout.id``, ``rollout.fraction``,
 ``rollout.stage``, ``rollout.status``), read by :func:`rollout_from_tags`.
@@ -15,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from flywheel.experiments.assignment import unit_hash
+from flywheel.experiments.assignment import bucket_of
+from flywheel.experiments.config import BUCKETS
 
 Variant = Literal["champion", "canary", "shadow"]
 RolloutStatus = Literal["running", "promoted", "rolled_back", "none"]
@@ -27,6 +30,17 @@ TAG_STAGE = "rollout.stage"
 TAG_STATUS = "rollout.status"
 
 
+def canary_buckets(fraction: float) -> int:
+    """Buckets (of :data:`BUCKETS`) in the canary at ``fraction`` (0..1, rounded to one bucket).
+
+    Raises:
+        ValueError: ``fraction`` lies outside [0, 1].
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"canary fraction must lie in [0, 1], got {fraction}")
+    return round(fraction * BUCKETS)
+
+
 def assign_variant(user_id: str, rollout_id: str | None, fraction: float) -> Literal["champion", "canary"]:
     """The variant that answers ``user_id``: ``canary`` when its hash under the rollout is below ``fraction``.
 
@@ -34,12 +48,13 @@ def assign_variant(user_id: str, rollout_id: str | None, fraction: float) -> Lit
         user_id: The user (the randomization unit).
         rollout_id: The live rollout (the hash salt); None means no rollout: everyone gets the champion.
         fraction: Share of users on the canary, 0..1.
+
+    Raises:
+        ValueError: ``fraction`` lies outside [0, 1].
     """
-    if rollout_id is None or fraction <= 0:
+    if rollout_id is None:
         return "champion"
-    if fraction >= 1:
-        return "canary"
-    return "canary" if unit_hash(user_id, rollout_id) < fraction else "champion"
+    return "canary" if bucket_of(user_id, rollout_id) < canary_buckets(fraction) else "champion"
 
 
 def fraction_at(schedule: Sequence[float], stage: int) -> float:

@@ -63,6 +63,21 @@ class SessionBatch:
     watch_multiplier: np.ndarray
 
 
+def examination_probability(
+    row: np.ndarray | int, position: np.ndarray, *, row_decay: float, position_bias: float
+) -> np.ndarray:
+    """P(the user looks at a slot) in the position-based model: ``row_decay ** row x (1 + position) ** -bias``.
+
+    Rows and positions count from 0; the arrays broadcast.
+    """
+    return np.asarray(row_decay**row * (1.0 + np.asarray(position)) ** -position_bias)
+
+
+def click_probability(examination: np.ndarray, affinity: np.ndarray, *, max_click_probability: float) -> np.ndarray:
+    """P(click) of a human user: examination x ``max_click_probability`` x true affinity."""
+    return examination * max_click_probability * affinity
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -168,8 +183,10 @@ def simulate_sessions(
 
     # --- clicks (position-based model) ------------------------------------------------------
     position = np.broadcast_to(np.arange(slots), shown.shape)
-    examination = (cfg.row_decay**row_number)[:, None] * (1.0 + position) ** -cfg.position_bias
-    click_p = examination * cfg.max_click_probability * affinity
+    examination = examination_probability(
+        row_number[:, None], position, row_decay=cfg.row_decay, position_bias=cfg.position_bias
+    )
+    click_p = click_probability(examination, affinity, max_click_probability=cfg.max_click_probability)
     click_p = click_p * batch.click_multiplier[row_session][:, None]
     click_p = np.where(bot[row_session][:, None], BOT_CLICK_PROBABILITY, click_p)
     clicked = (rng.random(shown.shape) < np.clip(click_p, 0.0, 1.0)) & valid

@@ -64,6 +64,7 @@ def event_frame(
                         "experiment_id": experiment_id if live else None,
                         "variant": np.array(variants)[arm[idx]] if live else None,
                         "device_type": device[idx],
+                        "content_id": None,
                     }
                 )
             )
