@@ -357,7 +357,11 @@ class Loop:
         with self.stage("canary", "the challenger takes a growing share of users; promote or roll back") as rec:
             if outcome.get("status") != "registered":
                 reason = outcome.get("reason", "no retraining")
-                rec.detail = f"no challenger ({reason}); champion v{aliases(model).get(CHAMPION)} kept"
+                champion = aliases(model).get(CHAMPION)
+                self.result.facts["champion_after"] = champion
+                if champion != self.result.facts.get("champion"):  # a model that lost must leave the champion alone
+                    raise RuntimeError(f"the champion moved to v{champion} without a challenger winning")
+                rec.detail = f"no challenger ({reason}); champion v{champion} kept"
                 self.note("decision", rec.detail)
                 self.result.facts["decision"] = {"action": "kept", "reason": rec.detail}
                 return

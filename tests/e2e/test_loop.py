@@ -46,4 +46,6 @@ def test_the_loop_runs_its_stages_in_order_and_retrains_once(tmp_path: Path) -> 
     decision = result.facts["decision"]
     assert decision["action"] in ("promoted", "rolled back", "kept")  # a challenger that lost keeps the champion
     assert decision["reason"]
+    if decision["action"] != "promoted":
+        assert result.facts["champion_after"] == result.facts["champion"]
     assert Path(result.report).exists()
