@@ -193,7 +193,9 @@ class Loop:
 
         run_dir = Path(self.config.home).resolve() / "pipelines" / f"{name}-loop"
         run_dir.mkdir(parents=True, exist_ok=True)
-        arguments = retraining_arguments(self.config, window_start=window_start, window_end=window_end)
+        # no simulator oracle: its full-information metrics fail on a window cut before the world's end
+        # (main's evaluation, 2026-12-02); the promotion gate reads the holdout metrics only
+        arguments = retraining_arguments(self.config, window_start=window_start, window_end=window_end, oracle=False)
 
         def on_event(task: str, status: str) -> None:
             if status != "started":
@@ -329,7 +331,7 @@ class Loop:
                     cfg.trigger.max_runs_per_day,
                 ),
                 audit_path=audit,
-                runner=LocalRunner(self.config, window_start=window_start),
+                runner=LocalRunner(self.config, window_start=window_start, oracle=False),
                 retry_attempts=cfg.trigger.retry_attempts,
                 retry_backoff_seconds=cfg.trigger.retry_backoff_seconds,
             )
