@@ -14,31 +14,38 @@ from flywheel.models.sources import (
     DAY_MS,
     fit_ease,
     interaction_matrix,
+    item_to_item_scores,
     new_release_scores,
     recent_counts,
     release_age_days,
 )
 
+IDS = np.array(["a", "b", "c", "d"], dtype=object)
+
 
 def test_ease_is_the_closed_form() -> None:
     x = interaction_matrix(np.array([0, 0, 1, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 1, 2]), 3, 4)
-    model = fit_ease(x, lam=1.0)
-    dense = x.toarray().astype(float)[:, model.items]
-    p = np.linalg.inv(dense.T @ dense + np.eye(len(model.items)))
-    expected = np.eye(len(model.items)) - p / np.diag(p)
-    assert list(model.items) == [0, 1, 2]  # item 3 has no interaction (min_support 1)
-    assert np.allclose(model.weights, expected - np.diag(np.diag(expected)), atol=1e-6)
-    scores = model.scores(x)
+    model = fit_ease(x, IDS, lam=1.0)
+    dense = x.toarray().astype(float)[:, :3]
+    p = np.linalg.inv(dense.T @ dense + np.eye(3))
+    expected = np.eye(3) - p / np.diag(p)
+    assert list(model.content_ids) == ["a", "b", "c"]  # d has no interaction (min_support 1)
+    assert np.allclose(model.weights, expected - np.diag(np.diag(expected)), atol=1e-5)
+    columns, weights = model.restricted(pd.Index(IDS))
+    scores = item_to_item_scores(x, columns, weights)
     assert scores.shape == (3, 4) and (scores[:, 3] == 0).all()
-    assert np.allclose(scores[:, :3], dense @ model.weights, atol=1e-6)
+    assert np.allclose(scores[:, :3], dense @ model.weights, atol=1e-5)
+    # another catalog (b gone, an unknown title added): the model keeps the titles both know
+    columns, weights = model.restricted(pd.Index(["c", "x", "a"]))
+    assert columns.tolist() == [2, 0] and np.allclose(weights, model.weights[np.ix_([0, 2], [0, 2])])
 
 
 def test_ease_keeps_the_most_supported_items() -> None:
     x = interaction_matrix(np.array([0, 1, 2, 0, 1, 0]), np.array([0, 0, 0, 1, 1, 2]), 3, 3)
-    assert list(fit_ease(x, lam=1.0, min_support=2).items) == [0, 1]
-    assert list(fit_ease(x, lam=1.0, max_items=1).items) == [0]
+    assert list(fit_ease(x, IDS[:3], lam=1.0, min_support=2).content_ids) == ["a", "b"]
+    assert list(fit_ease(x, IDS[:3], lam=1.0, max_items=1).content_ids) == ["a"]
     with pytest.raises(ValueError, match="no title has 9 interactions"):
-        fit_ease(x, lam=1.0, min_support=9)
+        fit_ease(x, IDS[:3], lam=1.0, min_support=9)
 
 
 def test_popular_now_counts_only_the_window_before_the_query() -> None:
