@@ -32,7 +32,14 @@ import torch
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
 from flywheel.models.bundle import ModelBundle
 from flywheel.models.contract import SOURCES
-from flywheel.models.dataset import INTEREST_LABELS, USER_COLUMNS, content_snapshot, pair_rows, split_window
+from flywheel.models.dataset import (
+    INTEREST_LABELS,
+    USER_COLUMNS,
+    content_snapshot,
+    logs_impressions,
+    pair_rows,
+    split_window,
+)
 from flywheel.models.encoding import FeatureSpec, encode_catalog
 from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads, train_ranker
 from flywheel.models.sources import (
@@ -403,15 +410,19 @@ def labelled_candidates(
 ) -> tuple[pd.DataFrame, float]:
     """Ranker rows for the users of ``later``, as of each one's first row there, labelled by ``later``.
 
-    The rows are the merged candidates of the sources plus every title ``later`` logs for the user
-    (engaged with, or shown without a click, with its logged position); each row's head labels
-    are the user's responses to the title in ``later`` (0 when none). Retrieved candidates without
+    The rows are the merged candidates of the sources plus, where ``later`` logs impressions, every
+    title shown to the user there (engaged with or not, with its logged position); each row's
+    head labels are the user's responses to the title in ``later`` (0 when none). Where only
+    engagements are logged (imported interactions), titles outside the candidates are left out:
+    they would all be positives, and the ranker would learn that no source proposing a title
+    makes it likely. Retrieved candidates without
     a logged response are kept up to ``negatives_per_user`` per user, sampled uniformly (None: all).
 
     Returns:
         The rows and the share of retrieved negatives kept.
     """
     users, times = first_queries(later)
+    shown = logs_impressions(later)
     later = later.assign(user_id=later["user_id"].astype(str), content_id=later["content_id"].astype(str))
     labels = later.groupby(["user_id", "content_id"])[list(HEAD_NAMES)].max()
     logged = later.groupby(["user_id", "content_id"])["position"].min()
@@ -427,6 +438,8 @@ def labelled_candidates(
         lr = recommender.column.get_indexer(labels.index.get_level_values(1)[mine])
         found = np.zeros_like(scored.candidates)
         found[lq[lr >= 0], lr[lr >= 0]] = True
+        if not shown:  # only engagements are logged: outside the candidates they would all be positives
+            found &= scored.candidates
         negatives = scored.candidates & ~found
         total += int(negatives.sum())
         if negatives_per_user is not None:
