@@ -55,6 +55,3 @@ class CandidatesConfig(Section):
     negatives_per_user: int = Field(default=60, ge=1)
     """Retrieved candidates without engagement kept per user for the ranker (sampled uniformly;
     the heads' bias is corrected by log(sampling rate) so the probabilities stay calibrated)."""
-    user_id_choices: tuple[bool, ...] = (False, True)
-    """Per-user id embeddings in the two-tower: each choice is trained and validated on the
-    ranker's label interactions, and the better (NDCG@10) kept; one value fixes it."""
