@@ -221,7 +221,7 @@ class Recommender:
         values["content_release_recency_days"] = now_days - cat.release_days[rows]
         values[CROSS_DENSE[0]] = overlap
         names = self.bundle.spec.dense_names
-        raw = np.stack([values[name] for name in names], axis=1)
+        raw = np.stack([values.get(name, np.zeros(n)) for name in names], axis=1)  # source_*: 0 here
         blocks = [
             self._scale(raw, slice(0, len(names))),
             np.broadcast_to(vector, (n, len(vector))),
