@@ -5,6 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+IMAGE ?= flywheel:0.1.0
+BASE_IMAGE ?=
+# every Python folder (serving/ and others are linted as soon as they exist)
+LINT_PATHS := $(wildcard flywheel components pipelines serving monitoring streaming tests bench scripts)
+TYPED_PACKAGES := $(wildcard flywheel components pipelines serving monitoring streaming)
 
 .DEFAULT_GOAL := help
 
@@ -23,7 +28,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create the virtualenv and install Flywheel with its dev tools (once)
 
 .PHONY: system-deps
-system-deps: ## Install the local servers the tests use (redis-server; the Kafka-protocol broker comes from PyPI)
+system-deps: ## Install the local servers the tests use (redis-server, prometheus, prometheus-alertmanager; the Kafka-protocol broker comes from PyPI)
 	@scripts/install-system-deps.sh
 
 .PHONY: test
@@ -43,13 +48,34 @@ bench: venv ## Run the benchmarks under bench/ (they print figures and ratios)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 .PHONY: goldens
-goldens: venv ## Regenerate the golden files (compiled pipeline YAML) the tests compare with
+goldens: venv ## Regenerate the golden files (pipeline YAML, chart renderings) and manifests/
 	@scripts/regen-goldens.sh
 
 .PHONY: lint
-lint: venv ## ruff + mypy
-	$(VENV)/bin/ruff check flywheel tests bench
-	$(VENV)/bin/mypy flywheel
+lint: venv ## ruff on every Python folder + mypy on the packages
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(TYPED_PACKAGES)
+
+.PHONY: chart-test
+chart-test: venv ## Render every chart scenario with Helm's engine and validate it (schemas, policies, goldens)
+	@scripts/sync-chart-files.sh > /dev/null
+	$(PY) -m pytest tests/chart tests/unit/test_kind_scripts.py $(PYTEST_ARGS)
+
+.PHONY: image
+image: ## Build the project image (docker build; BASE_IMAGE=... overrides the base)
+	docker build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster with its prerequisites (cert-manager, KServe, KFP, Prometheus, Strimzi Kafka)
+	@scripts/kind-up.sh
+
+.PHONY: deploy
+deploy: ## Load the image into kind and helm install the chart (release flywheel, namespace flywheel)
+	@IMAGE=$(IMAGE) scripts/deploy.sh
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster and everything in it
+	@scripts/kind-down.sh
 
 .PHONY: clean
 clean: ## Remove local state (.flywheel/) and caches; keeps the virtualenv

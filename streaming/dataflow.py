@@ -2,27 +2,30 @@
 
 ::
 
-    events (local log or Kafka), one source partition per topic partition
-      -> key by partition -> "partition" (stateful: validate, dedup, sessionize, fold users)
-           |- dlq  -> events.dlq       |- late -> events.late      |- user rows -> features
-           |- per-title updates -> key by shard -> "content" (stateful) -> content rows -> features
-           '- counts at the end -> "reconcile" -> report
+    events (local log or Kafka), one source partition per topic partition, which also runs the
+    per-partition step (validate, dedup, sessionize, fold users; state snapshotted with the offset)
+      |- dlq batches  -> events.dlq       |- late batches -> events.late
+      |- user rows -> features (sinks of the same worker: nothing crosses workers)
+      |- per-title updates, one batch per shard -> key by shard -> "content" -> content rows -> features
+      '- counts at the end -> "reconcile" -> report
+
+Only the per-title batches and the (rare) dead letters and late events cross workers, as
+built-in tuples and lists, a few per source batch (see :mod:`streaming.partitions`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
@@ -31,23 +34,14 @@ from flywheel.config.streaming import StreamingConfig
 from flywheel.events.log import EventLog, Record, open_event_log
 from flywheel.events.validation import EventValidator, ValidationRules
 from flywheel.stream.features import FeatureContext
-from flywheel.stream.processor import (
-    ContentShardState,
-    Output,
-    PartitionState,
-    StreamRules,
-    emit_contents,
-    emit_users,
-    process_content,
-    process_record,
-)
+from flywheel.stream.processor import ContentShardState, StreamRules, emit_contents, process_content
 from flywheel.stream.reconcile import Counts, merge_counts
 from monitoring import metrics
+from streaming.partitions import CONTENT_VIEW, USER_VIEW, Item, PartitionOptions, ProcessingSource, next_emit
 from streaming.sinks import FeatureTableSink, ReportSink, TopicSink
 from streaming.sources import LocalLogSource, kafka_source, record_from_kafka
 
-USER_VIEW = "user_stream_features"
-CONTENT_VIEW = "content_stream_features"
+__all__ = ["CONTENT_VIEW", "USER_VIEW", "StreamSettings", "build_flow", "events_source", "flow_from_env"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +58,9 @@ class StreamSettings:
     simulated day); by default each row is as of just after its entity's newest event."""
     feature_sinks: tuple[Sink[Any], ...] = field(default_factory=tuple)
     """Extra sinks of the (view, row) feature stream, e.g. the Feast push."""
-    source: Source[Any] | None = None
-    """Override of the events source (benchmarks); by default the configured event log."""
+    source: FixedPartitionedSource[Record, Any] | None = None
+    """Override of the events source (benchmarks): a partitioned source of log records; by
+    default the configured event log."""
 
     @property
     def rules(self) -> StreamRules:
@@ -77,83 +72,36 @@ class StreamSettings:
         )
 
 
-def _next_emit(interval_s: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=interval_s)
-
-
-class PartitionLogic(StatefulBatchLogic[Record, Output, PartitionState]):
-    """Bytewax wrapper of :func:`flywheel.stream.processor.process_record` for one partition."""
-
-    def __init__(self, state: PartitionState, settings: StreamSettings, validator: EventValidator) -> None:
-        self.state = state
-        self._settings = settings
-        self._validator = validator
-        self._rules = settings.rules
-        self._shards = settings.streaming.content_shards
-        self._emit_at = _next_emit(settings.streaming.emit_interval_seconds)
-
-    def on_batch(self, values: list[Record]) -> tuple[list[Output], bool]:
-        started = time.perf_counter()
-        before = _snapshot_counts(self.state.counts)
-        out: list[Output] = []
-        produced: list[Output] = []
-        by_shard: dict[str, list[Output]] = {}
-        ctx, rules, validator, state = self._settings.context, self._rules, self._validator, self.state
-        for record in values:
-            process_record(state, record, validator=validator, rules=rules, ctx=ctx, out=out)
-        for item in out:
-            if item[0] == "content":
-                shard = f"c{zlib.crc32(item[1].encode()) % self._shards}"
-                by_shard.setdefault(shard, []).append(item)
-            else:
-                produced.append(item)
-        produced.extend(("content_batch", shard, items) for shard, items in by_shard.items())
-        _publish_counts(before, self.state.counts)
-        metrics.STREAM_BATCH_SECONDS.labels(step="partition").observe(time.perf_counter() - started)
-        return produced, False
-
-    def on_notify(self) -> tuple[list[Output], bool]:
-        self._emit_at = _next_emit(self._settings.streaming.emit_interval_seconds)
-        rows = emit_users(self.state, self._settings.context)
-        return [("row", USER_VIEW, row) for row in rows], False
-
-    def on_eof(self) -> tuple[list[Output], bool]:
-        rows = emit_users(self.state, self._settings.context, everyone=True, as_of_ms=self._settings.as_of_end_ms)
-        out: list[Output] = [("row", USER_VIEW, row) for row in rows]
-        out.append(("counts", self.state.counts.to_dict()))
-        return out, False
-
-    def notify_at(self) -> datetime | None:
-        return self._emit_at if self.state.dirty else None
-
-    def snapshot(self) -> PartitionState:
-        return self.state
-
-
-class ContentLogic(StatefulBatchLogic[Output, Output, ContentShardState]):
+class ContentLogic(StatefulBatchLogic[Item, Item, ContentShardState]):
     """Bytewax wrapper of :func:`flywheel.stream.processor.process_content` for one shard."""
 
     def __init__(self, state: ContentShardState, settings: StreamSettings) -> None:
         self.state = state
         self._settings = settings
-        self._emit_at = _next_emit(settings.streaming.emit_interval_seconds)
+        self._emit_at = next_emit(settings.streaming.emit_interval_seconds)
+        self._pid = os.getpid()
 
-    def on_batch(self, values: list[Output]) -> tuple[list[Output], bool]:
+    def on_batch(self, values: list[Item]) -> tuple[list[Item], bool]:
         started = time.perf_counter()
-        ctx, state = self._settings.context, self.state
-        for batch in values:
-            for item in batch[2]:
-                process_content(state, item, ctx)
+        ctx, state, pid = self._settings.context, self.state, self._pid
+        crossed = 0
+        for _, _, sender, updates in values:
+            for update in updates:
+                process_content(state, update, ctx)
+            if sender != pid:
+                crossed += len(updates)
+        if crossed:
+            metrics.STREAM_EXCHANGED_ITEMS.labels(step="content").inc(crossed)
         metrics.STREAM_BATCH_SECONDS.labels(step="content").observe(time.perf_counter() - started)
         return [], False
 
-    def on_notify(self) -> tuple[list[Output], bool]:
-        self._emit_at = _next_emit(self._settings.streaming.emit_interval_seconds)
-        return [("row", CONTENT_VIEW, row) for row in emit_contents(self.state, self._settings.context)], False
+    def on_notify(self) -> tuple[list[Item], bool]:
+        self._emit_at = next_emit(self._settings.streaming.emit_interval_seconds)
+        return [("rows", CONTENT_VIEW, emit_contents(self.state, self._settings.context))], False
 
-    def on_eof(self) -> tuple[list[Output], bool]:
+    def on_eof(self) -> tuple[list[Item], bool]:
         rows = emit_contents(self.state, self._settings.context, everyone=True, as_of_ms=self._settings.as_of_end_ms)
-        return [("row", CONTENT_VIEW, row) for row in rows], False
+        return [("rows", CONTENT_VIEW, rows)], False
 
     def notify_at(self) -> datetime | None:
         return self._emit_at if self.state.dirty else None
@@ -162,42 +110,38 @@ class ContentLogic(StatefulBatchLogic[Output, Output, ContentShardState]):
         return self.state
 
 
-def _snapshot_counts(counts: Counts) -> tuple[int, int, int, int, int, dict[str, int]]:
-    return (counts.received, counts.processed, counts.late, counts.duplicates, counts.late_allowed, dict(counts.dlq))
-
-
-def _publish_counts(before: tuple[int, int, int, int, int, dict[str, int]], after: Counts) -> None:
-    received, processed, late, duplicates, late_allowed, dlq = before
-    metrics.STREAM_EVENTS_IN.inc(after.received - received)
-    metrics.STREAM_EVENTS_PROCESSED.inc(after.processed - processed)
-    if after.late != late:
-        metrics.STREAM_EVENTS_LATE.inc(after.late - late)
-    if after.duplicates != duplicates:
-        metrics.STREAM_EVENTS_DUPLICATE.inc(after.duplicates - duplicates)
-    if after.late_allowed != late_allowed:
-        metrics.STREAM_EVENTS_LATE_ALLOWED.inc(after.late_allowed - late_allowed)
-    for code, n in after.dlq.items():
-        if n != dlq.get(code, 0):
-            metrics.STREAM_EVENTS_DLQ.labels(code=code).inc(n - dlq.get(code, 0))
-
-
 def _log_opener(settings: StreamSettings) -> Callable[[], EventLog]:
     log_config = settings.config.event_log
     return lambda: open_event_log(log_config)
 
 
-def events_source(settings: StreamSettings) -> Source[Any]:
-    """The events topic of the configured log, as a Bytewax source."""
+def events_source(settings: StreamSettings, validator: EventValidator) -> ProcessingSource:
+    """The events topic of the configured log, as a Bytewax source that also runs the per-partition step."""
+    options = PartitionOptions(
+        validator=validator, rules=settings.rules, context=settings.context,
+        content_shards=settings.streaming.content_shards,
+        emit_interval_s=settings.streaming.emit_interval_seconds, as_of_end_ms=settings.as_of_end_ms,
+    )
+    if settings.source is not None:
+        return ProcessingSource(settings.source, None, options)
     log_config = settings.config.event_log
     topic = log_config.topics.events
     if log_config.backend == "kafka":
-        return kafka_source(
+        inner = kafka_source(
             log_config.kafka.bootstrap_servers, topic, batch_size=settings.streaming.batch_size,
             tail=not settings.until_end, client_id=log_config.kafka.client_id,
         )
-    return LocalLogSource(
+        return ProcessingSource(inner, record_from_kafka, options)
+    local = LocalLogSource(
         log_config.local.path, topic, batch_size=settings.streaming.batch_size, until_end=settings.until_end
     )
+    return ProcessingSource(local, None, options)
+
+
+def _merge_reports(parts: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    totals = merge_counts(Counts.from_dict(total) for total, _ in parts)
+    run = merge_counts(Counts.from_dict(this_run) for _, this_run in parts)
+    return {"totals": totals.to_dict(), "run": run.to_dict()}
 
 
 def build_flow(settings: StreamSettings, flow_id: str = "flywheel_stream") -> Dataflow:
@@ -215,20 +159,8 @@ def build_flow(settings: StreamSettings, flow_id: str = "flywheel_stream") -> Da
         )
     )
     flow = Dataflow(flow_id)
-    source = settings.source or events_source(settings)
-    raw = op.input("events", flow, source)
-    if settings.source is None and settings.config.event_log.backend == "kafka":
-        raw = op.map("as_record", raw, record_from_kafka)
-    keyed = op.key_on("by_partition", raw, lambda rec: f"p{rec.partition}")
-    outputs = op.key_rm(
-        "partition_out",
-        op.stateful_batch(
-            "partition",
-            keyed,
-            lambda resume: PartitionLogic(resume or PartitionState.empty(settings.rules), settings, validator),
-        ),
-    )
-    kinds = op.branch("is_content", outputs, lambda item: item[0] == "content_batch")
+    items = op.input("events", flow, events_source(settings, validator))
+    kinds = op.branch("is_content", items, lambda item: item[0] == "content")
     content_rows = op.key_rm(
         "content_out",
         op.stateful_batch(
@@ -237,23 +169,19 @@ def build_flow(settings: StreamSettings, flow_id: str = "flywheel_stream") -> Da
             lambda resume: ContentLogic(resume or ContentShardState(), settings),
         ),
     )
-    rest = op.merge("all_rows", kinds.falses, content_rows)
+    rest = op.merge("all_out", kinds.falses, content_rows)
     dlq = op.filter_map("dlq", rest, lambda item: ("all", item[1:]) if item[0] == "dlq" else None)
     late = op.filter_map("late", rest, lambda item: ("all", item[1:]) if item[0] == "late" else None)
-    rows = op.filter_map("rows", rest, lambda item: (item[1], item[2]) if item[0] == "row" else None)
-    counts = op.filter_map("counts", rest, lambda item: ("all", item[1]) if item[0] == "counts" else None)
+    rows = op.flat_map("rows", rest, lambda item: [(item[1], row) for row in item[2]] if item[0] == "rows" else [])
+    counts = op.filter_map("counts", rest, lambda item: ("all", [item[1:]]) if item[0] == "counts" else None)
     op.output("dlq_out", dlq, TopicSink(_log_opener(settings), topics.dlq))
     op.output("late_out", late, TopicSink(_log_opener(settings), topics.late))
     assert settings.streaming.features_table is not None and settings.streaming.report_path is not None
     op.output("features_out", rows, FeatureTableSink(settings.streaming.features_table))
     for i, sink in enumerate(settings.feature_sinks):
         op.output(f"features_out_{i}", rows, sink)
-    total = op.reduce_final(
-        "reconcile",
-        op.map("count_parts", counts, lambda kv: (kv[0], [kv[1]])),
-        lambda a, b: a + b,
-    )
-    summary = op.map("summary", total, lambda kv: merge_counts(Counts.from_dict(c) for c in kv[1]).to_dict())
+    total = op.reduce_final("reconcile", counts, lambda a, b: a + b)
+    summary = op.map("summary", total, lambda kv: _merge_reports(kv[1]))
     op.output("report_out", summary, ReportSink(settings.streaming.report_path))
     return flow
 

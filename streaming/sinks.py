@@ -1,19 +1,22 @@
 """Sinks of the streaming dataflow: the dead-letter and late topics, the features, the report.
 
-The topic sink writes each record exactly once even across crashes: its resume state is the
-end offset of every partition of the output topic at the last snapshot, and when it is rebuilt
-it reads what was written after that point (by the run that crashed) and skips the records whose
-source coordinates it finds there, as the replay produces them again. That needs a log it can read
-back by offset (the local log); on Kafka the topic sink is at-least-once across crashes (the
-records carry their source coordinates, so a reader can drop repeats; Kafka transactions would
-make it exactly-once).
+The topic sink writes each record exactly once even across crashes, on the local log and on
+Kafka alike: its resume state is the end offset of every partition of the output topic at the
+last snapshot, and when it is rebuilt it reads what was written after that point (by the run
+that crashed) and skips the records whose source coordinates it finds there, as the replay
+produces them again. Every record carries the (topic, partition, offset) it was read from,
+which identifies it. On Kafka the read-back goes to the end of each partition (partition EOF,
+not the high watermark, which some brokers report late), so an offset noted too low only
+makes it read more.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,48 +24,97 @@ import orjson
 from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
 
 from flywheel.events.log import EventLog
-from flywheel.stream.reconcile import Counts, describe
-from flywheel.stream.records import Coordinates, coordinates_of
-from monitoring.metrics import STREAM_FEATURES_PUSHED, STREAM_RUN_BALANCED, STREAM_RUN_EVENTS
+from flywheel.stream.processor import TopicItem
+from flywheel.stream.reconcile import Counts, describe, describe_run
+from flywheel.stream.records import coordinates_of
+from monitoring.metrics import (
+    STREAM_EXCHANGED_ITEMS,
+    STREAM_FEATURES_PUSHED,
+    STREAM_RUN_BALANCED,
+    STREAM_RUN_EVENTS,
+)
 
-#: An output record: (key, value, source coordinates).
-TopicItem = tuple[bytes | None, bytes, Coordinates]
+#: What reaches a topic sink: (the producing process, a batch of records).
+TopicBatch = tuple[int, list[TopicItem]]
 
 
-class _TopicPartition(StatefulSinkPartition[TopicItem, dict[int, int]]):
+def written_after(log: EventLog, topic: str, offsets: dict[int, int]) -> Iterator[bytes]:
+    """The values written to ``topic`` from ``offsets`` (per partition; 0 if absent) to its end.
+
+    Reads the local log by offset, and Kafka with a consumer of its own up to partition EOF.
+    """
+    read = getattr(log, "read", None)
+    if read is not None:  # the local log
+        for partition, end in log.end_offsets(topic).items():
+            offset = offsets.get(partition, 0)
+            while offset < end:
+                batch = read(topic, partition, offset, 10_000)
+                if not batch:
+                    break
+                yield from (rec.value for rec in batch)
+                offset = batch[-1].offset + 1
+        return
+    yield from _kafka_values_after(log, topic, offsets)
+
+
+def _kafka_values_after(log: EventLog, topic: str, offsets: dict[int, int]) -> Iterator[bytes]:
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    config = log.config  # type: ignore[attr-defined]  # KafkaEventLog
+    partitions = log.topic_partitions(topic)  # type: ignore[attr-defined]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": config.bootstrap_servers, "client.id": config.client_id,
+            "group.id": "flywheel-stream-sink-replay", "enable.auto.commit": False,
+            "enable.partition.eof": True, "auto.offset.reset": "earliest", "log.connection.close": False,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, max(offsets.get(p, 0), 0)) for p in range(partitions)])
+        open_partitions = set(range(partitions))
+        deadline = time.monotonic() + 120
+        while open_partitions:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"reading back {topic!r} after a restart: no end of partitions {open_partitions}")
+            for msg in consumer.consume(10_000, 5.0):
+                err = msg.error()
+                if err is None:
+                    yield msg.value() or b""
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    open_partitions.discard(msg.partition())
+                else:
+                    raise RuntimeError(f"reading back {topic!r} after a restart: {err}")
+    finally:
+        consumer.close()
+
+
+class _TopicPartition(StatefulSinkPartition[TopicBatch, dict[int, int]]):
     def __init__(self, log: EventLog, topic: str, resume: dict[int, int] | None) -> None:
         self._log = log
         self._topic = topic
         log.create_topic(topic)
         self._producer = log.producer(topic)
-        self._written = self._written_since(resume)
+        self._written: set[tuple[str, int, int]] = set()
+        for value in written_after(log, topic, resume or {}):  # no snapshot yet: since the start
+            coords = coordinates_of(value)
+            if coords is not None:
+                self._written.add(coords)
+        self._pid = os.getpid()
 
-    def _written_since(self, resume: dict[int, int] | None) -> set[Coordinates]:
-        read = getattr(self._log, "read", None)
-        if read is None:  # Kafka: at-least-once across crashes (see the module docstring)
-            return set()
-        ends = self._log.end_offsets(self._topic)
-        seen: set[Coordinates] = set()
-        for partition, end in ends.items():
-            offset = (resume or {}).get(partition, 0)
-            while offset < end:
-                batch = read(self._topic, partition, offset, 10_000)
-                if not batch:
-                    break
-                for rec in batch:
-                    coords = coordinates_of(rec.value)
-                    if coords is not None:
-                        seen.add(coords)
-                offset = batch[-1].offset + 1
-        return seen
-
-    def write_batch(self, values: list[TopicItem]) -> None:
+    def write_batch(self, values: list[TopicBatch]) -> None:
         messages = []
-        for key, value, coords in values:
-            if self._written and coords in self._written:
-                self._written.discard(coords)
-                continue
-            messages.append((key, value, None))
+        written, pid = self._written, self._pid
+        crossed = 0
+        for sender, items in values:
+            if sender != pid:
+                crossed += len(items)
+            for key, value, coords in items:
+                if written and coords in written:
+                    written.discard(coords)
+                    continue
+                messages.append((key, value, None))
+        if crossed:
+            STREAM_EXCHANGED_ITEMS.labels(step=self._topic).inc(crossed)
         if messages:
             self._producer.send_many(messages)
             self._producer.flush()
@@ -75,11 +127,11 @@ class _TopicPartition(StatefulSinkPartition[TopicItem, dict[int, int]]):
         self._log.close()
 
 
-class TopicSink(FixedPartitionedSink[TopicItem, dict[int, int]]):
+class TopicSink(FixedPartitionedSink[TopicBatch, dict[int, int]]):
     """Writes records to one topic of the event log, once each.
 
     The whole topic is one sink partition, so a single worker writes it (the local log allows one
-    writer per topic). Items must be keyed ``"all"``.
+    writer per topic). Items must be keyed ``"all"``; each is a batch of records.
 
     Args:
         open_log: Opens the event log (called on the worker that writes).
@@ -152,20 +204,25 @@ class _ReportPartition(StatelessSinkPartition[dict[str, Any]]):
         self._path = path
 
     def write_batch(self, items: list[dict[str, Any]]) -> None:
-        for summary in items:
-            counts = Counts.from_dict(summary)
+        for report in items:
+            totals, run = Counts.from_dict(report["totals"]), Counts.from_dict(report["run"])
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._path.write_text(json.dumps({**counts.to_dict(), "summary": describe(counts)}, indent=2))
+            document = {
+                **totals.to_dict(), "summary": describe(totals), "this_run": run.to_dict(),
+                "run_summary": describe_run(run, totals),
+            }
+            self._path.write_text(json.dumps(document, indent=2))
             for outcome, value in (
-                ("in", counts.received), ("processed", counts.processed), ("dlq", counts.dlq_total),
-                ("late", counts.late), ("duplicates", counts.duplicates),
+                ("in", totals.received), ("processed", totals.processed), ("dlq", totals.dlq_total),
+                ("late", totals.late), ("duplicates", totals.duplicates),
             ):
                 STREAM_RUN_EVENTS.labels(outcome=outcome).set(value)
-            STREAM_RUN_BALANCED.set(1 if counts.balanced else 0)
+            STREAM_RUN_BALANCED.set(1 if totals.balanced else 0)
 
 
 class ReportSink(DynamicSink[dict[str, Any]]):
-    """Writes the reconciliation of a run (the merged counts) as JSON and as metrics."""
+    """Writes the reconciliation as JSON and as metrics: the totals since the first run (the
+    top-level counts), and under ``this_run`` what this run read."""
 
     def __init__(self, path: Path) -> None:
         self._path = Path(path)

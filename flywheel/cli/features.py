@@ -20,12 +20,15 @@ app = typer.Typer(help="Feature platform: backfill, materialize, training sets."
 
 
 def features_config(cfg: FlywheelConfig) -> FeaturesConfig:
-    """The ``features`` section, with the simulator's ground truth as the default catalog and users."""
+    """The ``features`` section, with the default catalog (imported, else the simulator's ground truth) and users."""
+    from flywheel.events.catalog import default_catalog_path
+
     section = cfg.features
     truth = Path(cfg.simulator.ground_truth_dir)
-    updates = {}
-    if section.catalog_path is None and (truth / "catalog.parquet").exists():
-        updates["catalog_path"] = truth / "catalog.parquet"
+    updates: dict[str, Path] = {}
+    catalog = default_catalog_path(cfg)
+    if section.catalog_path is None and catalog is not None:
+        updates["catalog_path"] = catalog
     if section.users_path is None and (truth / "users.parquet").exists():
         updates["users_path"] = truth / "users.parquet"
     return section.model_copy(update=updates) if updates else section
@@ -66,6 +69,7 @@ def backfill(
     rules = ValidationRules(
         max_clock_skew_ms=int(cfg.validation.max_clock_skew_seconds * 1000),
         max_watch_seconds=cfg.validation.max_watch_seconds,
+        earliest_ms=cfg.validation.earliest_ms,
     )
     log = open_event_log(cfg.event_log)
     try:

@@ -48,12 +48,12 @@ def training_config(config_path: Path | None) -> tuple[TrainingConfig, Path]:
 
 
 def _defaults(config_path: Path | None) -> tuple[Path | None, Path | None]:
-    """Default catalog and oracle: the simulator's ground truth, when one exists."""
+    """Default catalog (`default_catalog_path`) and oracle (the simulator's ground truth, when it exists)."""
+    from flywheel.events.catalog import default_catalog_path
+
     root = load(config_path)
-    catalog = root.features.catalog_path
+    catalog = default_catalog_path(root)
     truth = Path(root.simulator.ground_truth_dir)
-    if catalog is None and (truth / "catalog.parquet").exists():
-        catalog = truth / "catalog.parquet"
     oracle = truth if (truth / "manifest.json").exists() else None
     return catalog, oracle
 
@@ -133,7 +133,10 @@ def run(
     if window is not None and not window.exists():
         fail(f"no training window at {window}")
     if catalog is None or not catalog.exists():
-        fail(f"no catalog at {catalog}: pass --catalog (the simulator's ground truth has catalog.parquet)")
+        fail(
+            f"no catalog at {catalog}: run `flywheel import-catalog FILE` or pass --catalog "
+            "(the simulator's ground truth has catalog.parquet)"
+        )
     arguments: dict[str, Any] = {
         "window_uri": str(window.resolve()) if window else "",
         "platform_config_json": "" if window else load(config).model_dump_json(),

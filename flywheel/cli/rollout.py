@@ -14,7 +14,7 @@ from flywheel.cli.common import ConfigOption, console, fail, load
 from flywheel.config import FlywheelConfig
 
 if TYPE_CHECKING:
-    from flywheel.serving.rollout import Evidence, RolloutState
+    from flywheel.serving.rollout import Evidence, RolloutRecord
     from flywheel.serving.rollout_registry import AnalysisStep
 
 app = typer.Typer(help="Canary rollouts: start, analyse automatically, promote or roll back.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def _connect(config_path: Path | None) -> FlywheelConfig:
     return cfg
 
 
-def _state_line(state: RolloutState) -> str:
+def _state_line(state: RolloutRecord) -> str:
     if state.rollout_id is None:
         return "no rollout has been started"
     return (

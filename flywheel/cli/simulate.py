@@ -1,4 +1,4 @@
-"""`flywheel simulate` and `flywheel import-interactions`: fill the event log."""
+"""`flywheel simulate`, `import-interactions` and `import-catalog`: fill the event log and the catalog."""
 
 from __future__ import annotations
 
@@ -118,7 +118,9 @@ def import_command(
     allow_bad_rows: Annotated[bool, typer.Option(help="Write the good rows even if some rows are bad")] = False,
 ) -> None:
     """Turn interactions you already have (CSV or Parquet) into events in the log."""
+    from flywheel.events.catalog import default_catalog_path
     from flywheel.events.importer import ImportFileError, ImportOptions, import_interactions
+    from flywheel.features.sources import load_catalog
 
     if time_format not in ("auto", "s", "ms", "iso"):
         fail(f"--time-format must be auto, s, ms or iso, not {time_format!r}")
@@ -136,8 +138,11 @@ def import_command(
         like_threshold=like_threshold,
         default_duration_seconds=default_duration,
         max_future_ms=int(cfg.validation.max_clock_skew_seconds * 1000),
+        earliest_ms=cfg.validation.earliest_ms,
     )
     errors = errors_file or cfg.home / "imports" / f"{file.name}.errors.csv"
+    catalog_path = default_catalog_path(cfg)
+    known = None if catalog_path is None else set(load_catalog(catalog_path)["content_id"].astype(str))
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:>12,} rows"))
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(f"importing {file.name}", total=None, rows=0)
@@ -154,6 +159,7 @@ def import_command(
                 allow_bad_rows=allow_bad_rows,
                 errors_file=errors,
                 progress=report,
+                known_titles=known,
             )
         except ImportFileError as exc:
             fail(str(exc))
@@ -169,6 +175,20 @@ def import_command(
         table.add_row(f"events: {name}", f"{count:,}")
     table.add_row(f"[bold]records written to topic {summary.topic!r}", f"[bold]{summary.events_written:,}")
     console.print(table)
+    if known is None:
+        console.print("note: no catalog to check titles against (run `flywheel import-catalog` first)")
+    elif summary.absent_titles:
+        absent = cfg.home / "imports" / f"{file.name}.absent-titles.csv"
+        absent.parent.mkdir(parents=True, exist_ok=True)
+        absent.write_text(
+            "content_id,rows\n" + "".join(f"{c},{n}\n" for c, n in summary.absent_titles.most_common()),
+            encoding="utf-8",
+        )
+        console.print(
+            f"[yellow]{summary.absent_rows:,} good row(s) name {len(summary.absent_titles):,} title(s) absent from "
+            f"the catalog {catalog_path}[/]: written (known by id only); listed in {absent}",
+            highlight=False,
+        )
     if summary.bad_rows:
         bad = Table(title="bad rows (line 1 is the header)")
         bad.add_column("line", justify="right")
@@ -191,3 +211,84 @@ def register(app: typer.Typer) -> None:
     """Add the commands of this module to the root app."""
     app.command("simulate")(simulate_command)
     app.command("import-interactions")(import_command)
+    app.command("import-catalog")(import_catalog_command)
+
+
+def import_catalog_command(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of titles", exists=True, dir_okay=False)],
+    config: ConfigOption = None,
+    id_col: Annotated[str, typer.Option(help="Column of the content id")] = "content_id",
+    title_col: Annotated[str | None, typer.Option(help="Column of the title ('' if none)")] = "title",
+    genres_col: Annotated[str | None, typer.Option(help="Column of the genres ('' if none)")] = "genres",
+    genre_separator: Annotated[str, typer.Option(help="Separator between genres in one cell")] = "|",
+    no_genres_value: Annotated[
+        str, typer.Option(help="A genres value that means none, e.g. '(no genres listed)'")
+    ] = "",
+    release_col: Annotated[
+        str | None, typer.Option(help="Column of the release date or year (default: a '(YYYY)' ending the title)")
+    ] = None,
+    creators_col: Annotated[str | None, typer.Option(help="Column of the creators (director, artist, host)")] = None,
+    text_col: Annotated[
+        list[str] | None, typer.Option(help="Free-text column(s) for the synopsis (repeatable)")
+    ] = None,
+    duration_col: Annotated[str | None, typer.Option(help="Column of the duration in seconds")] = None,
+    default_duration: Annotated[float, typer.Option(help="Duration (s) of titles without one")] = 3600.0,
+    out: Annotated[
+        Path | None, typer.Option(help="Catalog parquet to write (default: <home>/catalog/catalog.parquet)")
+    ] = None,
+    errors_file: Annotated[
+        Path | None, typer.Option(help="CSV of the bad rows (default: <home>/imports/<file>.errors.csv)")
+    ] = None,
+    allow_bad_rows: Annotated[bool, typer.Option(help="Write the good rows even if some rows are bad")] = False,
+) -> None:
+    """Import your catalog (titles, genres, release dates, creators, free text) for the pipelines."""
+    from flywheel.events.catalog import IMPORTED_CATALOG, CatalogOptions, import_catalog
+    from flywheel.events.catalog import genre_name as normalise
+    from flywheel.events.importer import ImportFileError
+
+    cfg = load(config)
+    options = CatalogOptions(
+        id_col=id_col,
+        title_col=title_col or None,
+        genres_col=genres_col or None,
+        genre_separator=genre_separator,
+        no_genres_value=no_genres_value,
+        release_col=release_col or None,
+        creators_col=creators_col or None,
+        text_cols=tuple(text_col or ()),
+        duration_col=duration_col or None,
+        default_duration_seconds=default_duration,
+        genres=tuple(normalise(g) for g in cfg.features.genres),
+    )
+    target = out or cfg.home / IMPORTED_CATALOG
+    errors = errors_file or cfg.home / "imports" / f"{file.name}.errors.csv"
+    try:
+        result = import_catalog(file, out=target, options=options, allow_bad_rows=allow_bad_rows, errors_file=errors)
+    except ImportFileError as exc:
+        fail(str(exc))
+    table = Table(title=f"catalog import of {file.name}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("rows read", f"{result.rows:,}")
+    table.add_row("good titles", f"{len(result.titles):,}")
+    table.add_row("bad rows", f"{len(result.bad_rows):,}")
+    table.add_row("titles without a release date", f"{result.without_release:,}")
+    console.print(table)
+    if result.bad_rows:
+        bad = Table(title="bad rows (line 1 is the header)")
+        bad.add_column("line", justify="right")
+        bad.add_column("reason")
+        for row in result.bad_rows[:50]:
+            bad.add_row(str(row.line), row.reason)
+        if len(result.bad_rows) > 50:
+            bad.add_row("...", f"{len(result.bad_rows) - 50} more in the errors file")
+        console.print(bad)
+        console.print(f"bad rows written to {result.errors_file}", highlight=False)
+        if not allow_bad_rows:
+            fail(
+                f"{len(result.bad_rows)} bad row(s); nothing was written (use --allow-bad-rows to write the good rows)",
+                code=1,
+            )
+    console.print(f"catalog written to {result.out}", highlight=False)
+    if out is not None and cfg.features.catalog_path is None:
+        console.print("note: set features.catalog_path to this file so that the pipelines read it")

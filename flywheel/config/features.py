@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from flywheel.config.base import Section
 from flywheel.simulator.catalog import GENRES
@@ -19,7 +19,9 @@ class FeaturesConfig(Section):
     """The feature platform: Feast repo, batch backfill, training sets, online reads."""
 
     repo_path: Path = Path("feature_repo")
-    """The Feast repository (feature_store.yaml and the definitions split by entity)."""
+    """The Feast repository (feature_store.yaml and the definitions split by entity). A relative
+    path that does not exist under the working directory is taken relative to the Flywheel
+    installation (the checkout the package is installed from), so commands work from any folder."""
     data_dir: Path = Path(".flywheel/features")
     """Where the offline parquet files, the registry and the SQLite online store live."""
     offline_store: Literal["duckdb"] = "duckdb"
@@ -50,3 +52,18 @@ class FeaturesConfig(Section):
     """Parquet of the users (user_id, tier, signup_ts)."""
     stale_after_hours: float = Field(default=36.0, gt=0)
     """A view whose newest row is older than this is reported stale."""
+
+    @field_validator("repo_path")
+    @classmethod
+    def _installed_repo(cls, path: Path) -> Path:
+        return feature_repo_location(path)
+
+
+def feature_repo_location(path: Path, *, cwd: Path | None = None) -> Path:
+    """``path`` itself when absolute or present under ``cwd`` (the working directory), else the
+    same relative path under the folder that holds the ``flywheel`` package, when it is there."""
+    path = Path(path)
+    if path.is_absolute() or (Path(cwd or Path.cwd()) / path).exists():
+        return path
+    installed = Path(__file__).resolve().parents[2] / path
+    return installed if installed.exists() else path

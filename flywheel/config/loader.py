@@ -69,13 +69,28 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def merge_over(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base`` key by key: mappings merge recursively, anything else
+    (scalars, lists, null) in ``override`` replaces the value in ``base``."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge_over(base[key], value) if key in base else value
+        return merged
+    return override
+
+
 def default_config_text() -> str:
     """The YAML text of the defaults shipped in the package."""
     return resources.files("flywheel.config").joinpath(DEFAULTS_NAME).read_text(encoding="utf-8")
 
 
 def load_config(path: str | Path | None = None, *, env: dict[str, str] | None = None) -> FlywheelConfig:
-    """Load a configuration file, or the shipped defaults when ``path`` is None.
+    """Load a configuration file laid over the shipped defaults, or the defaults alone.
+
+    A file needs to hold only what it changes: it is merged into ``defaults.yaml`` key by key
+    (see :func:`merge_over`) before ``${VAR}`` expansion and validation, so a file with one
+    setting keeps every other default, ``${FLYWHEEL_HOME}`` included.
 
     Args:
         path: A YAML file; None uses the defaults embedded in the package.
@@ -101,6 +116,8 @@ def load_config(path: str | Path | None = None, *, env: dict[str, str] | None = 
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}")
+    if path is not None:
+        raw = merge_over(yaml.safe_load(default_config_text()), raw)
     expanded = expand_env(raw, source=source, env=env)
     try:
         return FlywheelConfig.model_validate(expanded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -10,7 +11,9 @@ from pydantic import Field
 from flywheel.config.base import Section
 from flywheel.config.experiments import ExperimentsConfig
 from flywheel.config.features import FeaturesConfig
+from flywheel.config.monitoring import MonitoringConfig
 from flywheel.config.rollout import RolloutConfig
+from flywheel.config.serving import ServingConfig
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.config.training import TrainingConfig
@@ -71,6 +74,15 @@ class ValidationConfig(Section):
     """Events stamped further than this in the future of the receiver's clock are rejected."""
     max_watch_seconds: float = Field(default=6 * 3600.0, gt=0)
     """Upper bound of a single playback report."""
+    earliest_timestamp: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    """Events (and imported rows) stamped before this are implausible and rejected. The default
+    (the Unix epoch) accepts historical data of any era; a live-only deployment may raise it."""
+
+    @property
+    def earliest_ms(self) -> int:
+        """:attr:`earliest_timestamp` in ms since the epoch (a time without an offset is UTC)."""
+        moment = self.earliest_timestamp
+        return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 class FlywheelConfig(Section):
@@ -94,3 +106,7 @@ class FlywheelConfig(Section):
     """The experimentation platform."""
     rollout: RolloutConfig = RolloutConfig()
     """Canary rollouts: the schedule, the automatic analysis and its guardrails."""
+    monitoring: MonitoringConfig = MonitoringConfig()
+    """Drift, data-quality and skew jobs and the retrain trigger."""
+    serving: ServingConfig = ServingConfig()
+    """The model server (KServe + Triton), its router and prediction log."""

@@ -127,6 +127,11 @@ class QualityConfig(Section):
     """Largest share of drifted columns (Evidently) against the reference window."""
     drift_sample_rows: int = Field(default=5000, ge=100)
     """Rows sampled from each side for the drift test."""
+    retraining_drift: Literal["warn", "block"] = "warn"
+    """In a retraining run, drift against the champion's window beyond ``max_drift_share`` is the
+    reason for the run, not a fault: `warn` records it in the report and goes on (broken data --
+    schema, volume, freshness, nulls, ranges, duplicates -- still stops the run); `block` stops it
+    as it stops a first training."""
 
 
 class PromotionConfig(Section):

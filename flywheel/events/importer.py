@@ -42,7 +42,7 @@ import orjson
 
 from flywheel.events.encoding import right_sized
 from flywheel.events.log import EventLog, Message, open_event_log
-from flywheel.events.validation import EARLIEST_PLAUSIBLE_MS
+from flywheel.events.validation import EARLIEST_PLAUSIBLE_MS, iso_time
 
 if TYPE_CHECKING:
     from flywheel.config.models import EventLogConfig
@@ -75,6 +75,8 @@ class ImportOptions:
     default_duration_seconds: float = 3600.0
     max_future_ms: int = 300_000
     """Timestamps later than the import time plus this are bad rows (clock skew allowance)."""
+    earliest_ms: int = EARLIEST_PLAUSIBLE_MS
+    """Timestamps before this (ms since the epoch; ``validation.earliest_timestamp``) are bad rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +124,18 @@ class ImportSummary:
     errors_file: Path | None = None
     written: bool = False
     """False when bad rows stopped the import before anything was written."""
+    absent_titles: Counter[str] = field(default_factory=Counter)
+    """Good rows per content id that the catalog lacks (written all the same: the models then
+    know such a title by its id and its interactions only). Empty when no catalog was given."""
+
+    @property
+    def absent_rows(self) -> int:
+        """Good rows whose title is absent from the catalog."""
+        return sum(self.absent_titles.values())
 
 
-def _blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """True for a missing cell: None, NaN or a string of spaces."""
     return (
         value is None
         or (isinstance(value, str) and not value.strip())
@@ -197,13 +208,13 @@ def parse_row(line: int, values: dict[str, Any], options: ImportOptions, *, now_
     problems = []
     user = values.get(options.user_col)
     item = values.get(options.item_col)
-    if _blank(user):
+    if is_blank(user):
         problems.append(f"missing user id ({options.user_col})")
-    if _blank(item):
+    if is_blank(item):
         problems.append(f"missing item id ({options.item_col})")
     timestamp = 0
     raw_time = values.get(options.time_col)
-    if _blank(raw_time):
+    if is_blank(raw_time):
         problems.append(f"missing timestamp ({options.time_col})")
     else:
         try:
@@ -211,26 +222,28 @@ def parse_row(line: int, values: dict[str, Any], options: ImportOptions, *, now_
         except (ValueError, OverflowError, OSError) as exc:
             problems.append(str(exc))
         else:
-            if timestamp < EARLIEST_PLAUSIBLE_MS:
-                problems.append(f"timestamp {raw_time!r} is before 2000-01-01")
+            if timestamp < options.earliest_ms:
+                problems.append(
+                    f"timestamp {raw_time!r} is before {iso_time(options.earliest_ms)} (validation.earliest_timestamp)"
+                )
             elif timestamp > now_ms + options.max_future_ms:
                 problems.append(f"timestamp {raw_time!r} is in the future")
     rating = fraction = duration = None
-    if options.rating_col and not _blank(values.get(options.rating_col)):
+    if options.rating_col and not is_blank(values.get(options.rating_col)):
         try:
             rating = _number(values[options.rating_col], "rating")
             if not options.rating_min <= rating <= options.rating_max:
                 problems.append(f"rating {rating:g} is outside [{options.rating_min:g}, {options.rating_max:g}]")
         except ValueError as exc:
             problems.append(str(exc))
-    if options.watch_fraction_col and not _blank(values.get(options.watch_fraction_col)):
+    if options.watch_fraction_col and not is_blank(values.get(options.watch_fraction_col)):
         try:
             fraction = _number(values[options.watch_fraction_col], "watch fraction")
             if not 0.0 <= fraction <= 1.0:
                 problems.append(f"watch fraction {fraction:g} is outside [0, 1]")
         except ValueError as exc:
             problems.append(str(exc))
-    if options.duration_col and not _blank(values.get(options.duration_col)):
+    if options.duration_col and not is_blank(values.get(options.duration_col)):
         try:
             duration = _number(values[options.duration_col], "duration")
             if duration <= 0:
@@ -241,8 +254,8 @@ def parse_row(line: int, values: dict[str, Any], options: ImportOptions, *, now_
         raise ValueError("; ".join(problems))
     return Interaction(
         line=line,
-        user_id=_text(user),
-        content_id=_text(item),
+        user_id=id_text(user),
+        content_id=id_text(item),
         timestamp_ms=timestamp,
         rating=rating,
         watch_fraction=fraction,
@@ -250,7 +263,8 @@ def parse_row(line: int, values: dict[str, Any], options: ImportOptions, *, now_
     )
 
 
-def _text(value: Any) -> str:
+def id_text(value: Any) -> str:
+    """An id cell as text (``12.0`` read from Parquet becomes ``12``)."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
@@ -260,7 +274,8 @@ Rows = Callable[[], Iterator[tuple[int, dict[str, Any]]]]
 """Opens the file and yields (line number, column -> raw value) per data row."""
 
 
-def _csv_source(path: Path) -> tuple[list[str], Rows]:
+def csv_rows(path: Path) -> tuple[list[str], Rows]:
+    """The header of a CSV file and a function that yields its rows (a wrong width flagged in ``__width__``)."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         first = next(csv.reader(handle), None)
     if first is None:
@@ -285,7 +300,8 @@ def _csv_source(path: Path) -> tuple[list[str], Rows]:
     return header, rows
 
 
-def _parquet_source(path: Path) -> tuple[list[str], Rows]:
+def parquet_rows(path: Path) -> tuple[list[str], Rows]:
+    """The columns of a Parquet file and a function that yields its rows, numbered like CSV lines."""
     import pyarrow.parquet as pq
 
     try:
@@ -318,7 +334,7 @@ def iter_rows(path: str | Path, options: ImportOptions, *, now_ms: int) -> Itera
     if not file.is_file():
         raise ImportFileError(f"{file}: no such file")
     is_parquet = file.suffix.lower() in (".parquet", ".pq")
-    header, rows = _parquet_source(file) if is_parquet else _csv_source(file)
+    header, rows = parquet_rows(file) if is_parquet else csv_rows(file)
     wanted = [options.user_col, options.item_col, options.time_col]
     wanted += [c for c in (options.rating_col, options.watch_fraction_col, options.duration_col) if c]
     missing = [c for c in wanted if c not in header]
@@ -442,6 +458,7 @@ def import_interactions(
     now_ms: int | None = None,
     batch_size: int = 50_000,
     progress: Callable[[str, int], None] | None = None,
+    known_titles: set[str] | frozenset[str] | None = None,
 ) -> ImportSummary:
     """Import an interaction file into the events topic.
 
@@ -457,6 +474,8 @@ def import_interactions(
         batch_size: Messages per ``send_many``.
         progress: Called with (phase, rows done) every 10,000 rows; phase is ``checking``
             (the first pass, when bad rows are not allowed) or ``writing``.
+        known_titles: The catalog's content ids: good rows for other titles are counted in
+            ``absent_titles`` (and still written). None: no catalog to check against.
 
     Returns:
         What was read and written; ``written`` is False when bad rows stopped the import.
@@ -498,6 +517,8 @@ def import_interactions(
                 summary.bad_rows.append(row)
                 continue
             summary.good_rows += 1
+            if known_titles is not None and row.content_id not in known_titles:
+                summary.absent_titles[row.content_id] += 1
             for event in interaction_events(row, options, source=source):
                 summary.by_type[event["event_type"]] += 1
                 pending.append((row.user_id, right_sized(orjson.dumps(event)), event["timestamp_ms"]))

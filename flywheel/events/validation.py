@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,7 +21,8 @@ import orjson
 from flywheel.events.schema import EventSchema, schemas
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-EARLIEST_PLAUSIBLE_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+EARLIEST_PLAUSIBLE_MS = 0
+"""The default lower bound of ``timestamp_ms`` (the Unix epoch: data of any era is plausible)."""
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 #: Event types that concern one piece of content and so need ``content_id``.
@@ -97,12 +99,19 @@ class ValidationResult:
         return "; ".join(str(r) for r in self.rejections)
 
 
+def iso_time(ms: int) -> str:
+    """An epoch time in ms as an ISO-8601 UTC string (for messages)."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class ValidationRules:
     """The semantic limits applied on top of the schema."""
 
     max_clock_skew_ms: int = 300_000
     max_watch_seconds: float = 6 * 3600.0
+    earliest_ms: int = EARLIEST_PLAUSIBLE_MS
+    """Events stamped before this (ms since the epoch) are implausible (``validation.earliest_timestamp``)."""
 
 
 Checker = Callable[[Any, str, list[Rejection]], None]
@@ -369,7 +378,7 @@ class EventValidator:
                     f"event type {event_type!r} is unknown to schema v{schema.version}",
                 )
             )
-        if not _UUID.match(obj["event_id"]):
+        if not _UUID.fullmatch(obj["event_id"]):
             out.append(Rejection("invalid_uuid", "event_id", f"'event_id' {obj['event_id']!r} is not a UUID"))
         ts = obj["timestamp_ms"]
         if ts > now_ms + self.rules.max_clock_skew_ms:
@@ -381,8 +390,14 @@ class EventValidator:
                     f"allowed clock skew of {self.rules.max_clock_skew_ms / 1000:.0f} s",
                 )
             )
-        elif ts < EARLIEST_PLAUSIBLE_MS:
-            out.append(Rejection("implausible_timestamp", "timestamp_ms", f"'timestamp_ms' {ts} is before 2000-01-01"))
+        elif ts < self.rules.earliest_ms:
+            out.append(
+                Rejection(
+                    "implausible_timestamp",
+                    "timestamp_ms",
+                    f"'timestamp_ms' {ts} is before {iso_time(self.rules.earliest_ms)} (validation.earliest_timestamp)",
+                )
+            )
         if event_type in CONTENT_EVENT_TYPES and not obj.get("content_id"):
             out.append(Rejection("missing_content_id", "content_id", f"a {event_type} event needs 'content_id'"))
         if event_type == "search" and not obj.get("query"):

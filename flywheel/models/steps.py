@@ -202,6 +202,7 @@ def feature_platform_window(
 
     Only examples in ``[start, end)`` are kept; features are still joined as of each example.
     """
+    from flywheel.events.catalog import default_catalog_path
     from flywheel.features.backfill import staging_folder, vocabulary
     from flywheel.features.sources import load_catalog
     from flywheel.features.store import apply_repo, open_store
@@ -210,8 +211,9 @@ def feature_platform_window(
 
     features = root.features
     truth = Path(root.simulator.ground_truth_dir)
-    if features.catalog_path is None and (truth / "catalog.parquet").exists():
-        features = features.model_copy(update={"catalog_path": truth / "catalog.parquet"})
+    catalog_path = default_catalog_path(root)
+    if features.catalog_path is None and catalog_path is not None:
+        features = features.model_copy(update={"catalog_path": catalog_path})
     if features.users_path is None and (truth / "users.parquet").exists():
         features = features.model_copy(update={"users_path": truth / "users.parquet"})
     staged = staging_folder(features) / "events.parquet"

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from flywheel.experiments.analysis import AnalysisSettings, analyze_units
@@ -40,12 +39,13 @@ from flywheel.experiments.catalogue import resolve_metric
 from flywheel.experiments.config import ExperimentSpec, VariantSpec
 from flywheel.experiments.multiple import bonferroni
 from flywheel.experiments.stats import SampleRatio, sample_ratio_check
+from flywheel.serving.prediction_log import PredictionRecord
+from flywheel.serving.routing import RolloutStatus, fraction_at, next_stage
 
 if TYPE_CHECKING:
     from flywheel.config.rollout import RolloutConfig
 
 Decision = Literal["raise", "promote", "rollback", "hold"]
-Status = Literal["running", "promoted", "rolled_back", "none"]
 CHAMPION, CANARY = "champion", "canary"
 PREDICTION_COLUMNS = (
     "request_id",
@@ -62,11 +62,12 @@ FEEDBACK_TYPES = ("impression", "click", "playback.stopped", "playback.completed
 
 
 @dataclass(frozen=True, slots=True)
-class RolloutState:
-    """The live rollout as the registry holds it (registered-model tags and aliases)."""
+class RolloutRecord:
+    """The live rollout as the analysis needs it: the contract's tags (the server's
+    :class:`flywheel.serving.routing.RolloutState`) plus when the stage began and the two versions."""
 
     rollout_id: str | None
-    status: Status
+    status: RolloutStatus
     stage: int
     """Index into the schedule."""
     fraction: float
@@ -141,37 +142,33 @@ class RolloutDecision:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def prediction_frame(records: Iterable[Mapping[str, Any] | bytes]) -> pd.DataFrame:
-    """Prediction records (dicts or JSON bytes) as a frame of :data:`PREDICTION_COLUMNS`.
+def prediction_frame(records: Iterable[PredictionRecord | bytes]) -> pd.DataFrame:
+    """Prediction records (or their JSON) as a frame of :data:`PREDICTION_COLUMNS`.
 
-    Only the contract's fields are read; a record that is not a JSON object with a user, a time
-    and a variant is skipped (the analysis must not crash on one bad line).
+    JSON is parsed by :meth:`PredictionRecord.from_json`; a value that is not a prediction record
+    is skipped (one bad line must not stop the analysis).
     """
     rows = []
     for raw in records:
-        try:
-            rec = orjson.loads(raw) if isinstance(raw, bytes | bytearray) else raw
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(rec, Mapping) or rec.get("user_id") is None or rec.get("variant") is None:
-            continue
-        try:
-            ts = int(rec["timestamp_ms"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        items = rec.get("items") or []
-        latency = rec.get("latency_ms")
+        if isinstance(raw, bytes | bytearray):
+            try:
+                rec = PredictionRecord.from_json(raw)
+            except (ValueError, TypeError):
+                continue
+        else:
+            rec = raw
+        latency = rec.latency_ms
         rows.append(
             (
-                str(rec.get("request_id") or ""),
-                ts,
-                str(rec["user_id"]),
-                str(rec.get("model_version") or ""),
-                str(rec["variant"]),
-                None if rec.get("rollout_id") is None else str(rec["rollout_id"]),
-                [str(i) for i in items] if isinstance(items, list) else [],
+                str(rec.request_id),
+                int(rec.timestamp_ms),
+                str(rec.user_id),
+                str(rec.model_version),
+                str(rec.variant),
+                None if rec.rollout_id is None else str(rec.rollout_id),
+                [str(i) for i in rec.items or ()],
                 float(latency) if isinstance(latency, int | float) else math.nan,
-                None if rec.get("error") is None else str(rec["error"]),
+                None if rec.error is None else str(rec.error),
             )
         )
     frame = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
@@ -357,7 +354,7 @@ def metric_tests(
 
 
 def gather_evidence(
-    predictions: pd.DataFrame, events: pd.DataFrame, state: RolloutState, config: RolloutConfig
+    predictions: pd.DataFrame, events: pd.DataFrame, state: RolloutRecord, config: RolloutConfig
 ) -> Evidence:
     """The evidence of the running rollout from the prediction log and the feedback events.
 
@@ -423,7 +420,7 @@ def _fmt(test: MetricTest) -> str:
     return f"{test.metric} {test.relative:+.2%} (always-valid p={test.p_adjusted:.3g})"
 
 
-def decide(evidence: Evidence, state: RolloutState, config: RolloutConfig) -> RolloutDecision:
+def decide(evidence: Evidence, state: RolloutRecord, config: RolloutConfig) -> RolloutDecision:
     """The next step of a rollout (see the module docstring for the order of the rules)."""
 
     def hold(reason: str) -> RolloutDecision:
@@ -461,14 +458,15 @@ def decide(evidence: Evidence, state: RolloutState, config: RolloutConfig) -> Ro
         )
     if primary.status != "ok":
         return hold(f"collecting: {primary.metric} cannot be tested yet, {primary.message}")
-    if state.stage < last:
-        nxt = state.stage + 1
+    nxt = next_stage(config.schedule, state.stage)
+    if nxt is not None:
+        fraction = fraction_at(config.schedule, nxt)
         return RolloutDecision(
             "raise",
             f"stage {state.stage} passed with {evidence.stage_canary_impressions} canary impressions and no "
-            f"significant harm: fraction {state.fraction:g} -> {config.schedule[nxt]:g}",
+            f"significant harm: fraction {state.fraction:g} -> {fraction:g}",
             nxt,
-            config.schedule[nxt],
+            fraction,
         )
     return hold(f"last stage: {primary.metric} not yet significantly different ({primary.message})")
 

@@ -8,6 +8,8 @@ That makes a replay after a crash produce the same state and the same records as
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +28,13 @@ from flywheel.stream.features import (
 )
 from flywheel.stream.reconcile import Counts
 
-#: What a partition step emits. ("dlq" | "late", key, value, coordinates) for the sinks, and
-#: ("content", content_id, ts_ms, event_type, rating) for the per-title step.
+#: What a partition step emits. ("dlq" | "late", key, value, (topic, partition, offset)) for the
+#: sinks, and ("content", content_id, ts_ms, event_type, rating) for the per-title step.
 Output = tuple[Any, ...]
+#: A record for the DLQ or late topic: (key, value, (topic, partition, offset)); built-in types only.
+TopicItem = tuple[bytes | None, bytes, tuple[str, int, int]]
+#: One accepted event about a title: (content_id, ts_ms, event_type, rating); built-in types only.
+ContentUpdate = tuple[str, int, str, Any]
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def process_record(
         source = records.Coordinates(record.topic, record.partition, record.offset)
         letter = records.dead_letter(record.value, result.rejections, source, record.timestamp_ms)
         counts.add_dlq(result.rejections[0].code)
-        out.append(("dlq", record.key, records.encode(letter), source))
+        out.append(("dlq", record.key, records.encode(letter), (record.topic, record.partition, record.offset)))
         return
     event = result.event
     assert event is not None
@@ -106,7 +112,7 @@ def process_record(
             received_ms=record.timestamp_ms,
         )
         counts.late += 1
-        out.append(("late", record.key, records.encode(late), source))
+        out.append(("late", record.key, records.encode(late), (record.topic, record.partition, record.offset)))
         return
     counts.processed += 1
     if lateness is sessions.Lateness.LATE_ALLOWED:
@@ -118,6 +124,65 @@ def process_record(
     content_id = event.get("content_id")
     if content_id:
         out.append(("content", content_id, ts, event["event_type"], event.get("rating")))
+
+
+def shard_of(content_id: str, shards: int) -> int:
+    """The shard of a title's state: crc32(content_id) mod ``shards`` (stable across runs and processes)."""
+    return zlib.crc32(content_id.encode()) % shards
+
+
+@dataclass
+class RoutedBatch:
+    """What one batch of a partition sends on, grouped so that few, large items cross workers."""
+
+    dlq: list[TopicItem] = field(default_factory=list)
+    late: list[TopicItem] = field(default_factory=list)
+    contents: dict[int, list[ContentUpdate]] = field(default_factory=dict)
+    """Per-title updates by shard (see :func:`shard_of`)."""
+
+
+def process_batch(
+    state: PartitionState,
+    batch: Iterable[Record],
+    *,
+    validator: EventValidator,
+    rules: StreamRules,
+    ctx: FeatureContext,
+    shards: int,
+) -> RoutedBatch:
+    """Process a batch of one partition's records in order (see :func:`process_record`).
+
+    Args:
+        state: The partition's state (updated in place).
+        batch: Records of the partition, in offset order.
+        validator: The event validator.
+        rules: Sessions, lateness and dedup rules.
+        ctx: The feature context.
+        shards: Number of shards of the per-title state.
+
+    Returns:
+        The dead letters, late events and per-title updates by shard, in the order produced.
+    """
+    out: list[Output] = []
+    for record in batch:
+        process_record(state, record, validator=validator, rules=rules, ctx=ctx, out=out)
+    routed = RoutedBatch()
+    contents = routed.contents
+    for item in out:
+        kind = item[0]
+        if kind == "content":
+            update = item[1:]
+            shard = shard_of(update[0], shards)
+            group = contents.get(shard)
+            if group is None:
+                contents[shard] = [update]
+            else:
+                group.append(update)
+        elif kind == "dlq":
+            routed.dlq.append(item[1:])
+        else:
+            routed.late.append(item[1:])
+    return routed
 
 
 def emit_users(
@@ -152,9 +217,9 @@ class ContentShardState:
     dirty: set[str] = field(default_factory=set)
 
 
-def process_content(state: ContentShardState, item: Output, ctx: FeatureContext) -> None:
-    """Fold one ("content", content_id, ts_ms, event_type, rating) item into its title's state."""
-    _, content_id, ts, event_type, rating = item
+def process_content(state: ContentShardState, update: ContentUpdate, ctx: FeatureContext) -> None:
+    """Fold one (content_id, ts_ms, event_type, rating) update into its title's state."""
+    content_id, ts, event_type, rating = update
     agg = state.contents.get(content_id)
     if agg is None:
         agg = state.contents[content_id] = ContentAggregate()

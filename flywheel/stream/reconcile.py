@@ -83,6 +83,26 @@ def merge_counts(parts: Iterable[Counts]) -> Counts:
     return out
 
 
+def since(after: Counts, before: Counts) -> Counts:
+    """What was counted between two readings of the same counts (e.g. by one run after a restart)."""
+    return Counts(
+        received=after.received - before.received,
+        processed=after.processed - before.processed,
+        dlq={code: n - before.dlq.get(code, 0) for code, n in after.dlq.items() if n != before.dlq.get(code, 0)},
+        late=after.late - before.late,
+        duplicates=after.duplicates - before.duplicates,
+        late_allowed=after.late_allowed - before.late_allowed,
+    )
+
+
+def describe_run(run: Counts, total: Counts) -> str:
+    """Two lines for people: what this run read, then the totals since the first run."""
+    return (
+        f"this run read {run.received} record(s): processed {run.processed}, dlq {run.dlq_total}, "
+        f"late {run.late}, duplicates {run.duplicates}\ntotals since the first run: {describe(total)}"
+    )
+
+
 def describe(counts: Counts) -> str:
     """One line for people: the equation with its numbers."""
     verdict = "balanced" if counts.balanced else f"UNBALANCED by {counts.received - counts.accounted}"

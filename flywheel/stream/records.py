@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from flywheel.events.validation import Rejection
 
 
-@dataclass(frozen=True, slots=True)
-class Coordinates:
-    """Where a record was read."""
+class Coordinates(NamedTuple):
+    """Where a record was read. A tuple, so it equals the plain ``(topic, partition, offset)``
+    tuple the dataflow passes between workers."""
 
     topic: str
     partition: int

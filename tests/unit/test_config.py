@@ -65,3 +65,25 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("event_log: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_a_file_with_one_setting_keeps_every_other_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    path = tmp_path / "one.yaml"
+    path.write_text("training:\n  retrieval:\n    candidates: 77\n")
+    config = load_config(path)
+    defaults = load_config()
+    assert config.training.retrieval.candidates == 77
+    assert config.home == tmp_path / "home"
+    assert config.event_log.local.path == tmp_path / "home" / "log"
+    # every other value is the defaults.yaml one (not the pydantic default), e.g. the tracking URI
+    assert config.training.tracking_uri == f"sqlite:///{tmp_path / 'home'}/mlflow.db"
+    expected = defaults.model_dump()
+    expected["training"]["retrieval"]["candidates"] = 77
+    assert config.model_dump() == expected
+
+
+def test_merged_lists_are_replaced_not_appended(tmp_path: Path) -> None:
+    path = tmp_path / "eval.yaml"
+    path.write_text("training:\n  eval_k: [10]\n")
+    assert load_config(path).training.eval_k == (10,)

@@ -111,8 +111,11 @@ u12,i12,2090-01-01T00:00:00Z,1,0
 """
 
 
+Y2K_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+
 def _bad_options() -> ImportOptions:
-    return ImportOptions(rating_col="rating", watch_fraction_col="watch_fraction")
+    return ImportOptions(rating_col="rating", watch_fraction_col="watch_fraction", earliest_ms=Y2K_MS)
 
 
 def test_bad_rows_are_reported_with_exact_line_numbers_and_nothing_is_written(tmp_path: Path) -> None:
@@ -130,7 +133,7 @@ def test_bad_rows_are_reported_with_exact_line_numbers_and_nothing_is_written(tm
     assert "watch fraction 1.5" in lines[7]
     assert "not a number" in lines[10]
     assert "malformed CSV row" in lines[11]
-    assert "before 2000" in lines[13]
+    assert "before 2000-01-01T00:00:00Z (validation.earliest_timestamp)" in lines[13]
     assert "future" in lines[14]
     assert summary.rows == 12 and summary.good_rows == 3  # lines 2, 8-9 (quoted newline) and 12
     assert not summary.written and summary.events_written == 0 and read_log(tmp_path) == []
@@ -220,9 +223,20 @@ def _cli_config(tmp_path: Path) -> Path:
     return config
 
 
+def test_historical_rows_are_good_by_default(tmp_path: Path) -> None:
+    # MovieLens-style: epoch seconds from 1996
+    file = write_csv(tmp_path / "old.csv", "user_id,item_id,timestamp\nu1,i1,828124615\nu2,i2,964982703\n")
+    summary = import_interactions(file, event_log_config=log_config(tmp_path), options=ImportOptions(), now_ms=NOW)
+    assert summary.written and not summary.bad_rows
+    assert sorted(e["timestamp_ms"] for e in read_log(tmp_path)) == [828_124_615_000, 964_982_703_000]
+    assert all(EventValidator().validate(e, now_ms=NOW).ok for e in read_log(tmp_path))
+
+
 def test_cli_exits_non_zero_on_bad_rows_unless_allowed(tmp_path: Path) -> None:
     file = write_csv(tmp_path / "bad.csv", BAD_CSV)
     config = _cli_config(tmp_path)
+    with config.open("a") as handle:  # the configured bound reaches the CLI: line 13 (1999) is bad
+        handle.write("validation:\n  earliest_timestamp: 2000-01-01T00:00:00Z\n")
     args = [
         "import-interactions",
         str(file),
@@ -274,7 +288,7 @@ _DEFECTS = {
     "missing_user": lambda r: {**r, "user_id": ""},
     "missing_item": lambda r: {**r, "item_id": " "},
     "bad_time": lambda r: {**r, "timestamp": "not-a-time"},
-    "old_time": lambda r: {**r, "timestamp": "1999-01-01T00:00:00Z"},
+    "old_time": lambda r: {**r, "timestamp": "1969-12-31T00:00:00Z"},
     "rating_high": lambda r: {**r, "rating": "5.5"},
     "rating_text": lambda r: {**r, "rating": "five"},
     "fraction_negative": lambda r: {**r, "watch_fraction": "-0.01"},

@@ -78,7 +78,7 @@ def test_a_v1_event_is_validated_against_v1() -> None:
         (orjson.dumps(good_event(watch_seconds=-5.0)), "negative_value", "watch_seconds"),
         (orjson.dumps(good_event(watch_seconds=10 * 86400.0)), "out_of_range", "watch_seconds"),
         (orjson.dumps(good_event(timestamp_ms=NOW + 3_600_000)), "future_timestamp", "timestamp_ms"),
-        (orjson.dumps(good_event(timestamp_ms=5)), "implausible_timestamp", "timestamp_ms"),
+        (orjson.dumps(good_event(timestamp_ms=-5)), "implausible_timestamp", "timestamp_ms"),
         (orjson.dumps(good_event(event_id="not-a-uuid")), "invalid_uuid", "event_id"),
         (orjson.dumps(good_event(content_id=None)), "missing_content_id", "content_id"),
         (orjson.dumps(good_event(watch_seconds=None)), "missing_watch_seconds", "watch_seconds"),

@@ -13,7 +13,7 @@ from flywheel.experiments.stats import sample_ratio_check
 from flywheel.serving.rollout import (
     Evidence,
     MetricTest,
-    RolloutState,
+    RolloutRecord,
     VariantEvidence,
     attribute,
     decide,
@@ -28,6 +28,7 @@ CONFIG = RolloutConfig(schedule=(0.1, 0.5), min_impressions_per_stage=1000, hori
 
 
 def prediction(request_id: str, ts: int, user: str, variant: str, items: list[str], **extra: object) -> dict:
+    """A prediction record as the contract's JSON object."""
     return {
         "request_id": request_id,
         "timestamp_ms": ts,
@@ -43,6 +44,10 @@ def prediction(request_id: str, ts: int, user: str, variant: str, items: list[st
         "error": None,
         **extra,
     }
+
+
+def frame_of(records: list[dict]) -> pd.DataFrame:
+    return prediction_frame([orjson.dumps(r) for r in records])
 
 
 def event(kind: str, ts: int, user: str, item: str, session: str, watch: float | None = None) -> dict:
@@ -65,20 +70,20 @@ def test_prediction_frame_reads_contract_records_and_skips_broken_ones() -> None
         [
             orjson.dumps(good),
             b"{not json",
-            orjson.dumps({"user_id": "u2", "variant": "champion"}),  # no timestamp
+            orjson.dumps({"user_id": "u2", "variant": "champion"}),  # not a whole record
             orjson.dumps([1, 2]),
-            {**good, "request_id": "b", "latency_ms": None, "error": "timeout", "items": None},
+            orjson.dumps({**good, "request_id": "b", "error": "timeout", "items": []}),
         ]
     )
     assert frame["request_id"].tolist() == ["a", "b"]
     assert frame.loc[0, "items"] == ["c1", "c2"]
     assert frame.loc[1, "items"] == []
-    assert math.isnan(frame.loc[1, "latency_ms"])
+    assert frame["latency_ms"].tolist() == [3.0, 3.0]
     assert frame["error"].tolist() == [None, "timeout"]
 
 
 def test_feedback_goes_to_the_request_that_served_it() -> None:
-    preds = prediction_frame(
+    preds = frame_of(
         [
             prediction("p1", 1_000, "u1", "champion", ["c1", "c2"]),
             prediction("p2", 60_000, "u1", "canary", ["c1"]),  # the ramp moved u1; c1 served again
@@ -109,14 +114,14 @@ def test_feedback_goes_to_the_request_that_served_it() -> None:
 
 
 def test_a_click_without_an_impression_falls_back_to_the_latest_prediction() -> None:
-    preds = prediction_frame([prediction("p1", 1_000, "u1", "canary", ["c1"])])
+    preds = frame_of([prediction("p1", 1_000, "u1", "canary", ["c1"])])
     events = pd.DataFrame([event("click", 5_000, "u1", "c1", "s1")])
     out = attribute(preds, events, window_ms=60_000)
     assert out["request_id"].tolist() == ["p1"]
 
 
 def test_failed_requests_serve_nothing_and_units_count_every_served_user() -> None:
-    preds = prediction_frame(
+    preds = frame_of(
         [
             prediction("p1", 1_000, "u1", "champion", ["c1", "c2"]),
             prediction("p2", 2_000, "u1", "canary", ["c3"]),
@@ -142,7 +147,7 @@ def test_failed_requests_serve_nothing_and_units_count_every_served_user() -> No
 
 
 def test_the_ratio_check_counts_the_stage_users_once() -> None:
-    preds = prediction_frame(
+    preds = frame_of(
         [prediction(f"p{i}", 500, f"old{i}", "canary", []) for i in range(50)]  # before the stage
         + [prediction(f"q{i}", 1_000 + i, f"u{i % 40}", "champion" if i % 40 < 30 else "canary", []) for i in range(80)]
     )
@@ -196,8 +201,8 @@ def evidence(
     )
 
 
-def state(stage: int = 0, status: str = "running") -> RolloutState:
-    return RolloutState("r", status, stage, CONFIG.schedule[stage], 0, "1", "2")  # type: ignore[arg-type]
+def state(stage: int = 0, status: str = "running") -> RolloutRecord:
+    return RolloutRecord("r", status, stage, CONFIG.schedule[stage], 0, "1", "2")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -219,7 +224,7 @@ def state(stage: int = 0, status: str = "running") -> RolloutState:
         (evidence(primary="untested"), state(0), ("hold", 0, 0.1)),  # never raise before a test could run
     ],
 )
-def test_decisions(ev: Evidence, st: RolloutState, expected: tuple[str, int, float]) -> None:
+def test_decisions(ev: Evidence, st: RolloutRecord, expected: tuple[str, int, float]) -> None:
     got = decide(ev, st, CONFIG)
     assert (got.decision, got.stage, got.fraction) == expected
 
