@@ -27,6 +27,7 @@ class Outcome:
 
 def run_rollout(
     tmp: Path,
+    uri: str,
     *,
     champion_noise: float,
     canary_noise: float,
@@ -40,11 +41,10 @@ def run_rollout(
     """Register two versions, start a rollout of version 2, alternate traffic and analysis until it ends."""
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
     settings = {
         "schedule": [0.1, 0.3, 0.5],
-        "min_impressions_per_stage": 3000,
-        "horizon_impressions": 40000,
+        "min_impressions_per_stage": 2500,
+        "horizon_impressions": 25000,
         "srm_grace_seconds": 0,
         **(rollout or {}),
     }
