@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned ==2.13.0 in pyproject.toml: pip takes the CPU wheel on disk
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# the tritonserver binary for `flywheel serve --triton` (see pyproject.toml: --no-deps on purpose)
+	$(PY) -m pip install --quiet --no-deps 'nvidia-pytriton==0.7.0'
 	@touch $(STAMP)
 
 .PHONY: venv
@@ -58,7 +60,6 @@ lint: venv ## ruff on every Python folder + mypy on the packages
 
 .PHONY: chart-test
 chart-test: venv ## Render every chart scenario with Helm's engine and validate it (schemas, policies, goldens)
-	@scripts/sync-chart-files.sh > /dev/null
 	$(PY) -m pytest tests/chart tests/unit/test_kind_scripts.py $(PYTEST_ARGS)
 
 .PHONY: image

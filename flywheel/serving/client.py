@@ -54,7 +54,7 @@ def recommend(
     if grpc:
         import tritonclient.grpc as client_module
     else:
-        import tritonclient.http as client_module  # type: ignore[no-redef]
+        import tritonclient.http as client_module
     inputs = []
     for name, array, dtype in (
         ("user_id", np.array([user_id.encode()], dtype=np.object_), "BYTES"),

@@ -47,6 +47,9 @@ class CatalogIndex:
     content_ids: np.ndarray
     row_of: dict[str, int]
     index: TopKIndex
+    scaled_embeddings: torch.Tensor
+    """[N, E] item embeddings / temperature: a request's logits are one matrix-vector product."""
+    item_bias: torch.Tensor
     item_idx: np.ndarray
     creator_idx: np.ndarray
     genre_hot: np.ndarray
@@ -57,7 +60,9 @@ class CatalogIndex:
     release_days: np.ndarray
     """Release time in days since the epoch (NaN when unknown)."""
     release_order: np.ndarray
-    """Rows sorted by release time (unknown last)."""
+    """Rows sorted by release time (unknown first)."""
+    sorted_release_days: np.ndarray
+    """Release days in ``release_order`` (unknown as -inf)."""
     primary_genre: np.ndarray
     creator: np.ndarray
 
@@ -72,24 +77,29 @@ class CatalogIndex:
         released = pd.to_datetime(catalog["release_ts"], utc=True)
         days = np.where(released.isna(), np.nan, released.astype("int64") / _DAY_NS).astype(float)
         ids = cat.content_ids.astype(str)
+        index = TopKIndex.build(bundle.retrieval, cat)
+        order = np.argsort(np.nan_to_num(days, nan=-np.inf), kind="stable")
         return cls(
             content_ids=ids.astype(object),
             row_of={cid: n for n, cid in enumerate(ids)},
-            index=TopKIndex.build(bundle.retrieval, cat),
+            index=index,
+            scaled_embeddings=(index.embeddings / index.temperature).contiguous(),
+            item_bias=index.bias.contiguous(),
             item_idx=cat.item_idx.numpy(),
             creator_idx=cat.creator_idx.numpy(),
             genre_hot=cat.genres.numpy(),
             overlap_hot=hot,
             overlap_norm=np.linalg.norm(hot, axis=1),
             release_days=days,
-            release_order=np.argsort(np.nan_to_num(days, nan=-np.inf), kind="stable"),
+            release_order=order,
+            sorted_release_days=np.nan_to_num(days, nan=-np.inf)[order],
             primary_genre=np.array([_first(g) for g in catalog["genres"]], dtype=object),
             creator=catalog["creator_id"].fillna("").astype(str).to_numpy(dtype=object),
         )
 
     def new_release_rows(self, now_days: float, max_age_days: float) -> np.ndarray:
         """Rows released within ``max_age_days`` before ``now_days``."""
-        released = np.nan_to_num(self.release_days[self.release_order], nan=-np.inf)
+        released = self.sorted_release_days
         start = int(np.searchsorted(released, now_days - max_age_days, side="left"))
         end = int(np.searchsorted(released, now_days, side="right"))
         return self.release_order[start:end]
@@ -254,7 +264,9 @@ class Recommender:
                 except Exception:  # noqa: BLE001 - any store failure degrades, never fails the request
                     user, degraded = default_user(self.bundle.spec.user_vector_dim), ["feature_store"]
             with self._stage("retrieval", timings, **{"retrieval.catalog": len(cat.content_ids)}) as span:
-                scores = cat.index.scores(self.user_embedding(user_id, user, history))[0].numpy()
+                with torch.inference_mode():  # the index's logits; torch's gemv (numpy's BLAS threads oversubscribe)
+                    user_vector = self.user_embedding(user_id, user, history)[0]
+                    scores = torch.addmv(cat.item_bias, cat.scaled_embeddings, user_vector).numpy()
                 excluded = [r for r in map(cat.row_of.get, exclude) if r is not None]
                 if excluded:
                     scores[excluded] = -np.inf

@@ -108,4 +108,4 @@ def rollout_from_tags(tags: Mapping[str, str]) -> RolloutState:
         return NO_ROLLOUT
     if status not in STATUSES or not 0 <= fraction <= 1 or stage < 0:
         return NO_ROLLOUT
-    return RolloutState(rollout_id, fraction, stage, status)  # type: ignore[arg-type]
+    return RolloutState(rollout_id, fraction, stage, status)
