@@ -259,6 +259,8 @@ def analyze_rollout(
     Raises:
         RolloutError: No rollout is running.
     """
+    from flywheel.events.local_log import LogError
+    from flywheel.experiments.metrics import events_frame
     from flywheel.experiments.source import read_events, read_values
 
     model_name = config.training.model_name
@@ -266,8 +268,14 @@ def analyze_rollout(
     if state.status != "running" or state.rollout_id is None:
         raise RolloutError(f"no rollout is running on {model_name!r} (status {state.status}): start one first")
     topics = config.event_log.topics
-    predictions = prediction_frame(value for value, _ in read_values(log, topics.predictions))
-    events = read_events(log, topics.events)
+    try:
+        predictions = prediction_frame([value for value, _ in read_values(log, topics.predictions)])
+    except LogError:  # no prediction has been logged yet: the topic does not exist
+        predictions = prediction_frame([])
+    try:
+        events = read_events(log, topics.events)
+    except LogError:
+        events = events_frame([])
     evidence = gather_evidence(predictions, events, state, config.rollout)
     decision = decide(evidence, state, config.rollout)
     after = state

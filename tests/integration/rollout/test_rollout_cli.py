@@ -86,6 +86,10 @@ def test_the_rollout_commands(config: Path) -> None:
     code, out = run("start")
     assert code == 1 and "still running" in out
 
+    code, out = run("analyze")  # nothing logged yet: no topic exists
+    assert code == 0, out
+    assert "collecting: 0 of 500 canary impressions" in out
+
     traffic(config, 600)
     code, out = run("analyze")
     assert code == 0, out
