@@ -257,7 +257,7 @@ def unit_frame(predictions: pd.DataFrame, attributed: pd.DataFrame) -> pd.DataFr
     out["conflict"] = False
     out["impressions"] = (kind == "impression").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
     out["clicks"] = (kind == "click").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
-    watch = attributed["watch_seconds"].where(ends, 0.0).fillna(0.0).astype(float)
+    watch = pd.to_numeric(attributed["watch_seconds"], errors="coerce").where(ends, 0.0).fillna(0.0)
     out["watch_hours"] = (watch.groupby(a_unit).sum() / 3600.0).reindex(out.index, fill_value=0.0)
     for name in ("impressions", "clicks", "watch_hours"):
         out[f"pre_{name}"] = 0.0
@@ -274,7 +274,7 @@ def variant_evidence(predictions: pd.DataFrame, attributed: pd.DataFrame, varian
     impressions = int((fb["event_type"] == "impression").sum())
     clicks = int((fb["event_type"] == "click").sum())
     ends = fb["event_type"].isin(("playback.stopped", "playback.completed"))
-    watch = float(fb.loc[ends, "watch_seconds"].fillna(0.0).sum())
+    watch = float(pd.to_numeric(fb.loc[ends, "watch_seconds"], errors="coerce").fillna(0.0).sum())
     return VariantEvidence(
         variant=variant,
         requests=requests,

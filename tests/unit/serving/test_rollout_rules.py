@@ -18,6 +18,7 @@ from flywheel.serving.rollout import (
     attribute,
     decide,
     evidence_record,
+    gather_evidence,
     guardrail_breaches,
     prediction_frame,
     stage_sample_ratio,
@@ -256,3 +257,28 @@ def test_the_schedule_must_increase_within_zero_and_one() -> None:
         RolloutConfig(schedule=(0.5, 1.0))
     with pytest.raises(ValueError, match="unknown metric"):
         RolloutConfig(primary_metric="revenue")
+
+
+def test_evidence_leaves_out_shadow_answers_and_other_rollouts() -> None:
+    preds = frame_of(
+        [
+            prediction("p1", 1_000, "u1", "champion", ["c1"]),
+            prediction("p1", 1_000, "u1", "shadow", ["c1", "c2"]),  # mirrored, never shown
+            prediction("p2", 5_000, "u2", "canary", ["c3"]),
+            {**prediction("p3", 5_000, "u3", "canary", ["c4"]), "rollout_id": "older"},
+        ]
+    )
+    events = pd.DataFrame(
+        [
+            event("impression", 1_010, "u1", "c1", "s1"),
+            event("impression", 1_020, "u1", "c2", "s1"),  # only the shadow "served" c2
+            event("impression", 5_010, "u2", "c3", "s2"),
+            event("impression", 5_010, "u3", "c4", "s3"),
+        ]
+    )
+    st = RolloutRecord("r", "running", 0, 0.1, 4_000, "1", "2")
+    ev = gather_evidence(preds, events, st, CONFIG.model_copy(update={"srm_grace_seconds": 0.0}))
+    assert ev.variants["champion"].requests == 1 and ev.variants["champion"].impressions == 1
+    assert ev.variants["canary"].requests == 1 and ev.variants["canary"].impressions == 1
+    assert (ev.canary_impressions, ev.stage_canary_impressions) == (1, 1)
+    assert ev.srm.counts == {"champion": 0, "canary": 1}  # only users seen since the stage began
