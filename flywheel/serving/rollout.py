@@ -2,13 +2,12 @@
 
 Evidence (:func:`gather_evidence`):
 
-1. The prediction log (one record per request and variant, see the contract) is read with
-   :func:`prediction_frame`; shadow records are left out (their answers were never shown).
-2. Feedback events (impressions, clicks, playback ends) are attributed to the latest prediction
-   of the rollout that served that title to that user within the attribution window before the
-   event (:func:`attribute`).
+1. The prediction log, read with :func:`flywheel.serving.attribution.prediction_frame`, narrowed
+   to the rollout's champion and canary records (shadow answers were never shown).
+2. Feedback events attributed to the request that served the title
+   (:func:`flywheel.serving.attribution.attribute`).
 3. The unit is a user in a variant: a user the ramp moved from the champion to the canary counts
-   once in each, so no request is thrown away. Per unit: impressions, clicks, hours watched.
+   once in each, so no request is thrown away (:func:`flywheel.serving.attribution.unit_frame`).
 4. The experiments library judges the metrics (:func:`flywheel.experiments.analysis.analyze_units`):
    the delta method for ratios, and the always-valid mSPRT whose p-value stays valid however
    often a rollout is analysed; its p-values are Bonferroni-corrected over the metrics.
@@ -27,7 +26,7 @@ the fraction to the next stage (at the last stage: hold until a decision).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,7 +38,7 @@ from flywheel.experiments.catalogue import resolve_metric
 from flywheel.experiments.config import ExperimentSpec, VariantSpec
 from flywheel.experiments.multiple import bonferroni
 from flywheel.experiments.stats import SampleRatio, sample_ratio_check
-from flywheel.serving.prediction_log import PredictionRecord
+from flywheel.serving.attribution import attribute, unit_frame
 from flywheel.serving.routing import RolloutStatus, fraction_at, next_stage
 
 if TYPE_CHECKING:
@@ -47,18 +46,6 @@ if TYPE_CHECKING:
 
 Decision = Literal["raise", "promote", "rollback", "hold"]
 CHAMPION, CANARY = "champion", "canary"
-PREDICTION_COLUMNS = (
-    "request_id",
-    "timestamp_ms",
-    "user_id",
-    "model_version",
-    "variant",
-    "rollout_id",
-    "items",
-    "latency_ms",
-    "error",
-)
-FEEDBACK_TYPES = ("impression", "click", "playback.stopped", "playback.completed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,131 +124,6 @@ class RolloutDecision:
     reason: str
     stage: int
     fraction: float
-
-
-# --- reading -----------------------------------------------------------------------------------
-
-
-def prediction_frame(records: Iterable[PredictionRecord | bytes]) -> pd.DataFrame:
-    """Prediction records (or their JSON) as a frame of :data:`PREDICTION_COLUMNS`.
-
-    JSON is parsed by :meth:`PredictionRecord.from_json`; a value that is not a prediction record
-    is skipped (one bad line must not stop the analysis).
-    """
-    rows = []
-    for raw in records:
-        if isinstance(raw, bytes | bytearray):
-            try:
-                rec = PredictionRecord.from_json(raw)
-            except (ValueError, TypeError):
-                continue
-        else:
-            rec = raw
-        latency = rec.latency_ms
-        rows.append(
-            (
-                str(rec.request_id),
-                int(rec.timestamp_ms),
-                str(rec.user_id),
-                str(rec.model_version),
-                str(rec.variant),
-                None if rec.rollout_id is None else str(rec.rollout_id),
-                [str(i) for i in rec.items or ()],
-                float(latency) if isinstance(latency, int | float) else math.nan,
-                None if rec.error is None else str(rec.error),
-            )
-        )
-    frame = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
-    frame["timestamp_ms"] = frame["timestamp_ms"].astype("int64")
-    frame["latency_ms"] = frame["latency_ms"].astype(float)
-    return frame
-
-
-# --- evidence ---------------------------------------------------------------------------------
-
-
-def attribute(predictions: pd.DataFrame, events: pd.DataFrame, window_ms: int) -> pd.DataFrame:
-    """Attribute feedback events to the prediction that served the title.
-
-    An impression counts for the latest prediction that served its title to its user within
-    ``window_ms`` before it (the contract's join on user and title). A click or playback counts
-    for the request of the latest impression of the same title in the same client session
-    before it, so a playback that ends after the user asked again is not credited to the later
-    answer; without such an impression it falls back to the same join as impressions.
-
-    Args:
-        predictions: A :func:`prediction_frame` (shadow records already left out).
-        events: Events with ``user_id``, ``session_id``, ``content_id``, ``event_type``,
-            ``timestamp_ms`` and ``watch_seconds`` (:func:`flywheel.experiments.metrics.events_frame`).
-        window_ms: How long after a prediction (exclusive) its feedback still counts.
-
-    Returns:
-        One row per attributed event: ``event_type``, ``timestamp_ms``, ``watch_seconds``,
-        ``user_id``, ``content_id``, and the prediction's ``request_id``, ``variant``,
-        ``prediction_ms``.
-    """
-    columns = ["event_type", "timestamp_ms", "watch_seconds", "user_id", "session_id", "content_id"]
-    served_columns = ["request_id", "variant", "prediction_ms"]
-    out_columns = [c for c in columns if c != "session_id"] + served_columns
-    served = predictions[predictions["error"].isna()][["request_id", "timestamp_ms", "user_id", "variant", "items"]]
-    served = served.explode("items").dropna(subset=["items"])
-    served = served.rename(columns={"items": "content_id", "timestamp_ms": "prediction_ms"})
-    feedback = events[events["event_type"].isin(FEEDBACK_TYPES) & events["content_id"].notna()][columns]
-    if served.empty or feedback.empty:
-        return pd.DataFrame(columns=out_columns)
-    served = served.astype({"prediction_ms": "int64", "user_id": str, "content_id": str})
-    feedback = feedback.astype({"timestamp_ms": "int64", "user_id": str, "content_id": str})
-    feedback["session_id"] = feedback["session_id"].fillna("").astype(str)
-    tolerance = max(0, window_ms - 1)
-
-    def latest_before(left: pd.DataFrame, right: pd.DataFrame, on: str, by: list[str]) -> pd.DataFrame:
-        return pd.merge_asof(
-            left.sort_values("timestamp_ms", kind="stable"),
-            right.sort_values(on, kind="stable"),
-            left_on="timestamp_ms",
-            right_on=on,
-            by=by,
-            direction="backward",
-            tolerance=tolerance,
-        )
-
-    is_impression = feedback["event_type"] == "impression"
-    impressions = latest_before(feedback[is_impression], served, "prediction_ms", ["user_id", "content_id"])
-    impressions = impressions.dropna(subset=["request_id"])
-    seen = impressions[["user_id", "session_id", "content_id", "timestamp_ms", *served_columns]].rename(
-        columns={"timestamp_ms": "impression_ms"}
-    )
-    rest = latest_before(feedback[~is_impression], seen, "impression_ms", ["user_id", "session_id", "content_id"])
-    orphan = rest["request_id"].isna()
-    fallback = latest_before(rest.loc[orphan, columns], served, "prediction_ms", ["user_id", "content_id"])
-    joined = pd.concat([impressions, rest[~orphan], fallback], ignore_index=True)
-    return joined.dropna(subset=["request_id"])[out_columns].reset_index(drop=True)
-
-
-def unit_frame(predictions: pd.DataFrame, attributed: pd.DataFrame) -> pd.DataFrame:
-    """Per-unit metrics (a unit = a user in a variant) in the shape the experiments analysis reads.
-
-    Every unit that was served counts, with zeros when no feedback came back.
-    """
-    served = predictions[predictions["error"].isna()]
-    unit = served["user_id"] + "|" + served["variant"]
-    first = (
-        served.assign(unit=unit).groupby("unit").agg(variant=("variant", "first"), exposure_ms=("timestamp_ms", "min"))
-    )
-    a_unit = attributed["user_id"] + "|" + attributed["variant"]
-    kind = attributed["event_type"]
-    ends = kind.isin(("playback.stopped", "playback.completed"))
-    out = first.copy()
-    out.index.name = "unit_id"
-    out["stratum"] = "all"
-    out["conflict"] = False
-    out["impressions"] = (kind == "impression").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
-    out["clicks"] = (kind == "click").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
-    watch = pd.to_numeric(attributed["watch_seconds"], errors="coerce").where(ends, 0.0).fillna(0.0)
-    out["watch_hours"] = (watch.groupby(a_unit).sum() / 3600.0).reindex(out.index, fill_value=0.0)
-    for name in ("impressions", "clicks", "watch_hours"):
-        out[f"pre_{name}"] = 0.0
-    return out
 
 
 def variant_evidence(predictions: pd.DataFrame, attributed: pd.DataFrame, variant: str) -> VariantEvidence:

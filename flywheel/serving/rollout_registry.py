@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases, promote, rollback, version_by_alias
+from flywheel.serving.attribution import prediction_frame
 from flywheel.serving.rollout import (
     Evidence,
     RolloutDecision,
@@ -28,7 +29,6 @@ from flywheel.serving.rollout import (
     decide,
     evidence_record,
     gather_evidence,
-    prediction_frame,
 )
 from flywheel.serving.routing import TAG_FRACTION, TAG_ID, TAG_STAGE, TAG_STATUS, rollout_from_tags
 

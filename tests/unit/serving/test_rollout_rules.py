@@ -10,19 +10,17 @@ import pytest
 
 from flywheel.config.rollout import RolloutConfig
 from flywheel.experiments.stats import sample_ratio_check
+from flywheel.serving.attribution import attribute, prediction_frame, unit_frame
 from flywheel.serving.rollout import (
     Evidence,
     MetricTest,
     RolloutRecord,
     VariantEvidence,
-    attribute,
     decide,
     evidence_record,
     gather_evidence,
     guardrail_breaches,
-    prediction_frame,
     stage_sample_ratio,
-    unit_frame,
 )
 
 CONFIG = RolloutConfig(schedule=(0.1, 0.5), min_impressions_per_stage=1000, horizon_impressions=10_000)
