@@ -37,6 +37,7 @@ def run_rollout(
     max_steps: int = 30,
     latency_ms: dict[str, float] | None = None,
     error_rate: dict[str, float] | None = None,
+    rollout_id: str = "rollout-test",
 ) -> Outcome:
     """Register two versions, start a rollout of version 2, alternate traffic and analysis until it ends."""
     from mlflow import MlflowClient
@@ -68,7 +69,7 @@ def run_rollout(
     users = SimulatedUsers(world, seed=1)
     log = LocalEventLog(tmp / "log", partitions=2)
     events, predictions = log.producer("events"), log.producer("predictions")
-    start_rollout(MODEL, config.rollout, audit_path(config), rollout_id="rollout-test", at_ms=users.now_ms)
+    start_rollout(MODEL, config.rollout, audit_path(config), rollout_id=rollout_id, at_ms=users.now_ms)
     policies = {
         "1": AffinityPolicy(world, noise=champion_noise, seed=1),
         "2": AffinityPolicy(world, noise=canary_noise, sign=canary_sign, seed=2),
