@@ -61,7 +61,11 @@ def _config(root: Path, users: int):  # noqa: ANN202 - FlywheelConfig, imported 
             ),
             "simulator": base.simulator.model_copy(
                 update={
-                    "users": users, "items": 1000, "days": 1, "ground_truth_dir": root / "gt", "scenarios": scenarios,
+                    "users": users,
+                    "items": 1000,
+                    "days": 1,
+                    "ground_truth_dir": root / "gt",
+                    "scenarios": scenarios,
                 }
             ),
         }
@@ -103,6 +107,7 @@ def _worker(args: argparse.Namespace) -> None:
     config = _config(root, args.users)
     source = TimedSource(root / "log", "events", batch_size=args.batch_size, until_end=True)
     if args.flow == "pass":
+
         def parse(rec: object) -> object:
             try:
                 return orjson.loads(rec.value)  # type: ignore[attr-defined]
@@ -115,15 +120,20 @@ def _worker(args: argparse.Namespace) -> None:
     else:
         out = root / f"out-{args.tag}"
         streaming = StreamingConfig(
-            recovery=False, batch_size=args.batch_size, report_path=out / "report.json",
-            features_table=out / "features.sqlite", emit_interval_seconds=5.0,
+            recovery=False,
+            batch_size=args.batch_size,
+            report_path=out / "report.json",
+            features_table=out / "features.sqlite",
+            emit_interval_seconds=5.0,
         )
         config = config.model_copy(
             update={
                 "event_log": config.event_log.model_copy(
-                    update={"topics": config.event_log.topics.model_copy(
-                        update={"dlq": f"dlq-{args.tag}", "late": f"late-{args.tag}"}
-                    )}
+                    update={
+                        "topics": config.event_log.topics.model_copy(
+                            update={"dlq": f"dlq-{args.tag}", "late": f"late-{args.tag}"}
+                        )
+                    }
                 )
             }
         )
@@ -142,9 +152,21 @@ def _run(root: Path, flow: str, processes: int, args: argparse.Namespace, tag: s
     procs = []
     for i in range(processes):
         cmd = [
-            sys.executable, str(Path(__file__).resolve()), "--worker", "--flow", flow, "--root", str(root),
-            "--users", str(args.users), "--batch-size", str(args.batch_size), "--tag", tag,
-            "--result", str(results[i]),
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--flow",
+            flow,
+            "--root",
+            str(root),
+            "--users",
+            str(args.users),
+            "--batch-size",
+            str(args.batch_size),
+            "--tag",
+            tag,
+            "--result",
+            str(results[i]),
         ]
         if processes > 1:
             cmd += ["--process-id", str(i), "--addresses", addresses]
@@ -184,9 +206,7 @@ def main() -> None:
         rates: dict[tuple[str, int], float] = {}
         for processes in (1, 2):
             for flow in ("pass", "full"):
-                best = min(
-                    _run(root, flow, processes, args, f"{flow}{processes}r{r}") for r in range(args.repeat)
-                )
+                best = min(_run(root, flow, processes, args, f"{flow}{processes}r{r}") for r in range(args.repeat))
                 rates[(flow, processes)] = n / best
                 print(f"{flow:>4} dataflow, {processes} process(es): {n / best:>10,.0f} events/s ({best:.2f} s)")
         report = json.loads((root / "out-full1r0" / "report.json").read_text())

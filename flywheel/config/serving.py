@@ -64,6 +64,8 @@ class ServingConfig(Section):
     """Where registered versions are downloaded to."""
     poll_interval_s: float = Field(default=10.0, gt=0)
     """How often the server reads the registry's aliases and rollout tags (reload on change)."""
+    request_threads: int = Field(default=2, ge=1)
+    """Threads answering requests (about one per core: the heavy steps release the GIL)."""
     default_k: int = Field(default=10, ge=1)
     """Items returned when the request gives no k."""
     max_k: int = Field(default=100, ge=1)
