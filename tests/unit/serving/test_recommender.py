@@ -119,3 +119,50 @@ def test_spans_cover_request_features_retrieval_ranking_rules(bundle_dir: Path, 
     ranking = next(s for s in children if s.name == "ranking")
     assert ranking.attributes["ranking.backend"] == "in_process"
     assert root.attributes["model.version"] == "local"
+
+
+class _Reader:
+    """The slice of OnlineFeatureReader that OnlineFeatures uses."""
+
+    item_columns = (
+        "content_total_plays_7d",
+        "content_avg_completion_rate",
+        "content_release_recency_days",
+        "content_avg_rating",
+        "content_play_to_impression_ratio",
+        "user_x_content_genre_overlap",
+    )
+
+    def read_user(self, user_id: str):
+        if user_id != "u1":
+            return {}, False
+        return {
+            "user_total_watch_hours_7d": 2.0,
+            "user_skip_rate_7d": 0.25,
+            "user_content_completion_rate_30d": 0.5,
+            "user_genre_affinity_vector": [0.5, 0.5, 0.0],
+            "user_device_preference": "tv",
+        }, True
+
+    def read(self, user_id: str, content_ids):
+        class _Features:
+            items = np.array([[float(i), 0.5, 9.0, 4.0, 0.1, 0.3] for i, _ in enumerate(content_ids)])
+
+        return _Features()
+
+
+def test_online_features_map_the_store_rows_onto_the_contract() -> None:
+    from flywheel.serving.features import OnlineFeatures
+
+    source = OnlineFeatures(_Reader(), vector_dim=4)  # type: ignore[arg-type]
+    user = source.user("u1")
+    assert user.known and user.device_type == "tv"
+    assert dict(user.dense) == {
+        "user_total_watch_hours_7d": 2.0,
+        "user_skip_rate_7d": 0.25,
+        "user_content_completion_rate_30d": 0.5,
+    }
+    assert user.genre_affinity == (0.5, 0.5, 0.0, 0.0)
+    assert not source.user("stranger").known
+    # CONTENT_DENSE order: plays, completion, recency, play-to-impression
+    np.testing.assert_array_equal(source.content(["a", "b"]), [[0.0, 0.5, 9.0, 0.1], [1.0, 0.5, 9.0, 0.1]])
