@@ -22,10 +22,10 @@ RUN python3 -m venv /opt/flywheel/venv \
     && pip install ${PIP_EXTRA_ARGS} --upgrade pip \
     && pip install ${TORCH_PIP_ARGS} "torch==2.13.0+cpu"
 WORKDIR /src
-# dependencies first (a cached layer while only the code changes)
-COPY pyproject.toml README.md ./
+# dependencies first (a cached layer while pyproject.toml is unchanged; README.md is a stub here)
+COPY pyproject.toml ./
 RUN mkdir -p flywheel components pipelines serving monitoring streaming \
-    && touch flywheel/__init__.py components/__init__.py pipelines/__init__.py \
+    && touch README.md flywheel/__init__.py components/__init__.py pipelines/__init__.py \
        serving/__init__.py monitoring/__init__.py streaming/__init__.py \
     && pip install ${PIP_EXTRA_ARGS} ".[cluster]" \
     && pip uninstall -y flywheel-mlops \

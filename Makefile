@@ -60,7 +60,6 @@ lint: venv ## ruff on every Python folder + mypy on the packages
 
 .PHONY: chart-test
 chart-test: venv ## Render every chart scenario with Helm's engine and validate it (schemas, policies, goldens)
-	@scripts/sync-chart-files.sh > /dev/null
 	$(PY) -m pytest tests/chart tests/unit/test_kind_scripts.py $(PYTEST_ARGS)
 
 .PHONY: image

@@ -268,6 +268,44 @@ SERVING_MODEL_INFO = Gauge(
 )
 
 
+# --- canary rollouts (flywheel.serving.rollout, `flywheel rollout analyze`) ------------------------
+
+ROLLOUT_DECISIONS = Counter(
+    "flywheel_rollout_decisions",
+    "Decisions of the canary analysis: raise, promote, rollback, hold.",
+    ["decision"],
+    registry=REGISTRY,
+)
+ROLLOUT_STAGE = Gauge(
+    "flywheel_rollout_stage",
+    "Stage (index into the schedule) of the running rollout after the last analysis.",
+    registry=REGISTRY,
+)
+ROLLOUT_FRACTION = Gauge(
+    "flywheel_rollout_fraction",
+    "Canary fraction (0..1) the rollout analysis last set.",
+    registry=REGISTRY,
+)
+ROLLOUT_CTR = Gauge(
+    "flywheel_rollout_ctr",
+    "Clicks per attributed impression of the running rollout, per variant (champion, canary).",
+    ["variant"],
+    registry=REGISTRY,
+)
+ROLLOUT_WATCH_PER_IMPRESSION = Gauge(
+    "flywheel_rollout_watch_seconds_per_impression",
+    "Seconds watched per attributed impression of the running rollout, per variant.",
+    ["variant"],
+    registry=REGISTRY,
+)
+ROLLOUT_P_VALUE = Gauge(
+    "flywheel_rollout_p_value",
+    "Always-valid (mSPRT, Bonferroni-corrected) p-value of the canary against the champion, per metric.",
+    ["metric"],
+    registry=REGISTRY,
+)
+
+
 def start_metrics_server(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
     """Serve :data:`REGISTRY` on ``http://addr:port/metrics`` from a daemon thread; returns the
     server (``shutdown()`` stops it) and its thread."""

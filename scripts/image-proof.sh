@@ -32,7 +32,11 @@ if ! docker image inspect "$BASE" > /dev/null 2>&1; then
 fi
 
 echo "== serving $WHEELS on 127.0.0.1 for the torch wheel"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# a fixed port (WHEEL_PORT) keeps the build argument, hence Docker's cached torch layer, the same across runs;
+# the server lives only as long as this script
+PORT="${WHEEL_PORT:-18765}"
+python3 -c "import socket; socket.create_server(('127.0.0.1', $PORT)).close()" \
+  || { echo "port $PORT is busy: set WHEEL_PORT" >&2; exit 1; }
 python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$WHEELS" > "$WORK/wheel-server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2> /dev/null || true' EXIT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from flywheel import __version__
-from flywheel.cli import experiments, features, log, monitor, pipeline, registry, serve, simulate, stream
+from flywheel.cli import experiments, features, log, monitor, pipeline, registry, rollout, serve, simulate, stream
 
 app = typer.Typer(
     name="flywheel",
@@ -23,6 +23,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(registry.app, name="registry")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(rollout.app, name="rollout")
 
 
 @app.command()

@@ -211,9 +211,14 @@ def register(app: typer.Typer) -> None:
                 {
                     **base.model_dump(),
                     **_overrides(
-                        workers=workers, batch_size=batch_size, recovery_dir=recovery_dir,
-                        snapshot_interval_seconds=snapshot_interval, emit_interval_seconds=emit_interval,
-                        report_path=report, features_table=features_table, metrics_port=metrics_port,
+                        workers=workers,
+                        batch_size=batch_size,
+                        recovery_dir=recovery_dir,
+                        snapshot_interval_seconds=snapshot_interval,
+                        emit_interval_seconds=emit_interval,
+                        report_path=report,
+                        features_table=features_table,
+                        metrics_port=metrics_port,
                         push_to_feast=feast,
                     ),
                     **({"recovery": False} if no_recovery else {}),
