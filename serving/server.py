@@ -164,7 +164,6 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
             features=sources[ids],
             version=version,
             ranker=ranker_for(bundle, version),
-            candidates=serving.candidates,
             rules=serving.rules,
         )
 
