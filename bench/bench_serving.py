@@ -12,8 +12,8 @@ Three servers, started one after the other in the same run, on the same machine 
 For each: p50 / p99 of ``--requests`` sequential requests from one client, and the throughput of
 ``--clients`` concurrent clients (threads, each its own keep-alive connection, JSON bodies) for
 ``--duration`` seconds. Prints the figures, the ratios (b)/(a) and (c)/(b), and the goals.
-The model is a small trained bundle; the catalog is grown to ``--catalog`` titles (new titles are
-embedded from their content, as cold-start items are).
+The model is a small bundle trained on a catalog grown to ``--catalog`` titles (titles nobody
+interacted with are embedded from their content, as cold-start items are).
 
     .venv/bin/python bench/bench_serving.py            # about 2 minutes
     .venv/bin/python bench/bench_serving.py --skip-triton
@@ -153,14 +153,9 @@ def many_clients(port: int, clients: int, duration_s: float) -> float:
 
 
 def build_bundle(folder: Path, catalog_size: int) -> Path:
-    from tests.support.recommender import grow_catalog, write_bundle
+    from tests.support.recommender import write_bundle
 
-    write_bundle(folder)
-    import pandas as pd
-
-    catalog = pd.read_parquet(folder / "catalog.parquet")
-    grow_catalog(catalog, catalog_size).to_parquet(folder / "catalog.parquet")
-    return folder
+    return write_bundle(folder, catalog_size=catalog_size)[0]
 
 
 def main() -> None:

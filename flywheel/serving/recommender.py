@@ -20,6 +20,7 @@ function's (a unit test pins them).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from flywheel.models.contract import CONTENT_DENSE, USER_DENSE, USER_VECTOR
 from flywheel.models.encoding import encode_ranker
 from flywheel.models.sources import release_age_days
 from flywheel.models.stack import Recommender as TopK
+from flywheel.models.stack import Scored
 from flywheel.serving.features import FeatureSource, UserFeatures
 from flywheel.serving.ranking import InProcessRanker, RankerBackend
 from flywheel.serving.rules import RuleLimits, apply_rules
@@ -134,9 +136,20 @@ class Recommender:
                 known = ~np.isnan(content[:, j])
                 frame.loc[known, name] = content[known, j]
 
+    def pairs(self, queries: pd.DataFrame, scored: Scored, rows: np.ndarray) -> pd.DataFrame:
+        """The top-K function's ranker rows for one query's candidate ``rows``.
+
+        :meth:`flywheel.models.stack.Recommender.pairs` joins the catalog per call; it is called on a
+        shallow copy whose catalog holds only the candidates (same rows, without re-indexing 10^5 titles).
+        """
+        view = copy.copy(self.top_k)
+        view.catalog = self.catalog.iloc[np.unique(rows)]
+        return view.pairs(queries, scored, np.zeros(len(rows), dtype=np.int64), rows)
+
     def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ranker's (sparse ids, dense features, history ids) of the rows, as the ranker and Triton read them."""
-        x = encode_ranker(frame, self.catalog, self.bundle.spec, retrieval_score=self.bundle.ranker.use_retrieval_score)
+        candidates = self.catalog.iloc[self.top_k.column.get_indexer(frame["content_id"].astype(str))]
+        x = encode_ranker(frame, candidates, self.bundle.spec, retrieval_score=self.bundle.ranker.use_retrieval_score)
         return x["sparse"].numpy(), x["dense"].numpy(), x["history"].numpy()
 
     def candidates(self, user_id: str, exclude: Sequence[str] = (), *, as_of_ms: int | None = None) -> Candidates:
@@ -144,8 +157,8 @@ class Recommender:
         as_of = self.top_k.end_ms if as_of_ms is None else int(as_of_ms)
         queries = self.query(user_id, None, as_of)
         scored = self.top_k.score(queries, np.asarray([as_of], dtype=np.int64), [list(exclude)])
-        qidx, rows = np.nonzero(scored.candidates)
-        frame = self.top_k.pairs(queries, scored, qidx, rows)
+        _, rows = np.nonzero(scored.candidates)
+        frame = self.pairs(queries, scored, rows)
         return Candidates(self.top_k.content_ids[rows], frame, self.encode(frame))
 
     # -- the request path -------------------------------------------------------------------
@@ -182,7 +195,7 @@ class Recommender:
                 queries = self.query(user_id, user, as_of)
             with self._stage("retrieval", timings) as span:
                 scored = self.top_k.score(queries, np.asarray([as_of], dtype=np.int64), [list(exclude)])
-                qidx, rows = np.nonzero(scored.candidates)
+                _, rows = np.nonzero(scored.candidates)
                 ids = self.top_k.content_ids[rows]
                 span.set_attribute("retrieval.candidates", len(rows))
                 span.set_attribute("retrieval.catalog", len(self.top_k.content_ids))
@@ -193,7 +206,7 @@ class Recommender:
                         content = self.features.content(list(ids))
                     except Exception:  # noqa: BLE001
                         degraded.append("feature_store")
-                frame = self.top_k.pairs(queries, scored, qidx, rows)
+                frame = self.pairs(queries, scored, rows)
                 self.refresh_content(frame, content)
             with self._stage("ranking", timings, **{"ranking.backend": self.ranker.name}) as span:
                 inputs = self.encode(frame)
