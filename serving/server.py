@@ -146,7 +146,12 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
             url = parts_triton[0].http_url
         if not url:
             return None
-        return TritonRanker(url, model_name=ranker_name, model_version=str(tv), timeout_s=serving.triton.timeout_s)
+        # the local repository holds one ranker version per model version; an external predictor
+        # (a Triton ServingRuntime on a cluster) serves its own repository: ask for its default version
+        version_asked = str(tv) if triton else ""
+        return TritonRanker(
+            url, model_name=ranker_name, model_version=version_asked, timeout_s=serving.triton.timeout_s
+        )
 
     def build(folder: Path, version: str) -> Recommender:
         import pandas as pd
