@@ -152,6 +152,22 @@ def many_clients(port: int, clients: int, duration_s: float) -> float:
     return sum(counts) / (time.monotonic() - begin)
 
 
+def stage_means(port: int) -> str:
+    """Mean seconds per stage of the recommend path, from the server's /metrics (empty for (a))."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("flywheel_serving_stage_seconds_sum") or line.startswith(
+            "flywheel_serving_stage_seconds_count"
+        ):
+            name, value = line.rsplit(" ", 1)
+            stage = name.split('stage="')[1].split('"')[0]
+            (sums if "_sum" in name else counts)[stage] = float(value)
+    return "  ".join(f"{stage} {1000 * sums[stage] / counts[stage]:.1f} ms" for stage in sums if counts.get(stage))
+
+
 def build_bundle(folder: Path, catalog_size: int) -> Path:
     from tests.support.recommender import write_bundle
 
@@ -191,12 +207,15 @@ def main() -> None:
         process = start(command, port, work / name.split()[0].strip("()"))
         try:
             p50, p99 = one_client(port, args.requests)
+            stages = stage_means(port)
             rps = many_clients(port, args.clients, args.duration)
         finally:
             process.terminate()
             process.wait(timeout=60)
         results[name] = (p50, p99, rps)
         print(f"{name:16s} 1 client p50 {p50:7.2f} ms  p99 {p99:7.2f} ms   {args.clients} clients {rps:8.1f} req/s")
+        if stages:
+            print(f"{'':16s} mean per stage (one client): {stages}")
     a, b = results["(a) constant"], results["(b) in-process"]
     print(f"ratio (b)/(a): p50 {b[0] / a[0]:.2f}x  p99 {b[1] / a[1]:.2f}x  throughput {b[2] / a[2]:.2f}x")
     goals = [
