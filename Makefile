@@ -22,13 +22,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned ==2.13.0 in pyproject.toml: pip takes the CPU wheel on disk
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# the tritonserver binary for `flywheel serve --triton` (see pyproject.toml: --no-deps on purpose)
+	$(PY) -m pip install --quiet --no-deps 'nvidia-pytriton==0.7.0'
 	@touch $(STAMP)
 
 .PHONY: venv
 venv: $(STAMP) ## Create the virtualenv and install Flywheel with its dev tools (once)
 
 .PHONY: system-deps
-system-deps: ## Install the local servers the tests use (redis-server; the Kafka-protocol broker comes from PyPI)
+system-deps: ## Install the local servers the tests use (redis-server, prometheus, prometheus-alertmanager; the Kafka-protocol broker comes from PyPI)
 	@scripts/install-system-deps.sh
 
 .PHONY: test

@@ -32,11 +32,13 @@ def validate_data(
     window_info: str,
     report: Output[Markdown],
     drift_report: Output[HTML],
+    purpose: str = "training",
 ) -> NamedTuple("GateOutputs", [("passed", bool), ("summary", str)]):
     """Run the data-quality gate (circuit breaker) on the training window.
 
     Freshness is measured against ``window_end``, else against the newest event the feature
-    platform saw (``events_end`` of ``window_info``, the fetch step's result).
+    platform saw (``events_end`` of ``window_info``, the fetch step's result). ``purpose`` is
+    ``retraining`` in the retraining pipeline (drift is then a warning, broken data still stops).
     """
     import shutil
     import tempfile
@@ -49,7 +51,13 @@ def validate_data(
     config = parse_training_config(config_json)
     with tempfile.TemporaryDirectory() as tmp:
         result = validate_window(
-            window.path, catalog_uri, config, report_dir=tmp, window_end=window_end, window_info=window_info
+            window.path,
+            catalog_uri,
+            config,
+            report_dir=tmp,
+            window_end=window_end,
+            window_info=window_info,
+            purpose="retraining" if purpose == "retraining" else "training",
         )
         shutil.copyfile(Path(tmp) / "quality.md", report.path)
         drift = Path(tmp) / "drift.html"

@@ -56,6 +56,8 @@ class SourceResult:
     quality: tuple[QualityFinding, ...]
     scores: ScoreDrift | None = None
     targets: tuple[TargetDrift, ...] = ()
+    online_ctr: dict[str, float] = field(default_factory=dict)
+    """Clicks per impression by the impression's variant (impressions whose feedback window closed)."""
     report_dir: str = ""
 
     @property
@@ -78,6 +80,7 @@ class SourceResult:
             "features": self.features.to_dict(),
             "scores": asdict(self.scores) if self.scores else None,
             "targets": [asdict(t) for t in self.targets],
+            "online_ctr": self.online_ctr,
             "quality": [asdict(q) for q in self.quality],
         }
 
@@ -123,6 +126,25 @@ def read_topic(config: FlywheelConfig, topic: str) -> list[dict[str, Any]]:
         log.close()
 
 
+def valid_events(config: FlywheelConfig) -> list[dict[str, Any]]:
+    """Every valid event of the events topic, once each (the feature platform's reader and validator)."""
+    from flywheel.events.log import open_event_log
+    from flywheel.events.validation import EventValidator, ValidationRules
+    from flywheel.features.sources import SourceError, scan_events
+
+    rules = ValidationRules(
+        max_clock_skew_ms=int(config.validation.max_clock_skew_seconds * 1000),
+        max_watch_seconds=config.validation.max_watch_seconds,
+    )
+    log = open_event_log(config.event_log)
+    try:
+        return scan_events(log, config.event_log.topics.events, EventValidator(rules=rules)).events
+    except SourceError:  # no events topic yet, or an empty one
+        return []
+    finally:
+        log.close()
+
+
 def predictions_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per served request (prediction-log contract): time, variant, version, the logged
     features as columns, ``top_score`` and the list of ``scores``."""
@@ -145,11 +167,11 @@ def predictions_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def events_frame(records: Sequence[Mapping[str, Any]], catalog: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Flattened events with the title's first genre (when a catalog is given)."""
+    """Flattened valid events (see :func:`valid_events`) with the title's first genre (when a catalog is given)."""
     from flywheel.features.sources import flatten_events
 
-    valid = [r for r in records if {"event_id", "event_type", "timestamp_ms", "user_id", "device"} <= r.keys()]
-    frame = flatten_events(valid)
+    frame = flatten_events(records)
+    frame["variant"] = [(r.get("context") or {}).get("variant") or "none" for r in records]
     if catalog is not None and "genres" in catalog.columns and len(frame):
         first = catalog.set_index("content_id")["genres"].map(lambda g: g[0] if len(g) else None)
         frame["genre"] = frame["content_id"].map(first)
@@ -182,8 +204,13 @@ def champion_reference(config: FlywheelConfig) -> Reference:
 
 
 def _quality(
-    frame: pd.DataFrame, window: Window, reference_rate: float | None, config: FlywheelConfig, cols: Sequence[str]
-):
+    frame: pd.DataFrame,
+    window: Window,
+    reference_rate: float | None,
+    config: FlywheelConfig,
+    cols: Sequence[str],
+    ranges: Mapping[str, tuple[float | None, float | None]],
+) -> tuple[QualityFinding, ...]:
     drift = config.monitoring.drift
     return window_quality(
         frame,
@@ -191,7 +218,7 @@ def _quality(
         window_end_ms=window.end_ms,
         timestamp_column="timestamp_ms",
         columns=cols,
-        ranges=VALUE_RANGES,
+        ranges=ranges,
         reference_rows_per_hour=reference_rate,
         max_null_rate=drift.max_null_rate,
         max_staleness_minutes=drift.max_staleness_minutes,
@@ -231,7 +258,7 @@ def check_predictions(
         ref_scores, cur_scores, psi_threshold=drift.prediction_psi_threshold, min_rows=drift.min_rows
     )
     rate = len(baseline) / before.hours if len(baseline) else None
-    quality = _quality(current, window, rate, config, logged)
+    quality = _quality(current, window, rate, config, logged, VALUE_RANGES)
     return SourceResult("predictions", window, len(current), features, quality, scores=scores)
 
 
@@ -264,16 +291,18 @@ def check_events(
         min_rows=drift.min_rows,
     )
     targets: tuple[TargetDrift, ...] = ()
-    sample = reference.sample
-    if sample is not None and len(current):
-        targets = _targets(current, sample, catalog, config)
-    quality = _quality(current, window, rate, config, ("device_type", "event_type", "user_id"))
-    return SourceResult("events", window, len(current), features, quality, targets=targets)
+    online_ctr: dict[str, float] = {}
+    if len(current):
+        targets, online_ctr = _targets(current, reference.sample, catalog, config)
+    ranges = {"watch_seconds": (0.0, config.validation.max_watch_seconds), "position": (0.0, None)}
+    quality = _quality(current, window, rate, config, ("device_type", "event_type", "user_id"), ranges)
+    return SourceResult("events", window, len(current), features, quality, targets=targets, online_ctr=online_ctr)
 
 
 def _targets(
-    current: pd.DataFrame, sample: pd.DataFrame, catalog: pd.DataFrame | None, config: FlywheelConfig
-) -> tuple[TargetDrift, ...]:
+    current: pd.DataFrame, sample: pd.DataFrame | None, catalog: pd.DataFrame | None, config: FlywheelConfig
+) -> tuple[tuple[TargetDrift, ...], dict[str, float]]:
+    """Target drift against the training sample's rates, and the online CTR by variant."""
     from flywheel.features.training_set import label_impressions
 
     durations: dict[str, float] = {}
@@ -284,6 +313,10 @@ def _targets(
     newest = int(current["timestamp_ms"].max())
     examples = label_impressions(current, durations, label_ms)
     examples = examples.loc[examples["timestamp_ms"] <= newest - label_ms]
+    variants = examples["example_id"].map(current.set_index("event_id")["variant"]).fillna("none")
+    online_ctr = {str(v): float(c) for v, c in examples["label_click"].groupby(variants).mean().items()}
+    if sample is None:
+        return (), online_ctr
     references = {}
     positives = {}
     for label, name in TARGETS.items():
@@ -293,13 +326,14 @@ def _targets(
         references[name] = float(sample[column].mean())
         positives[name] = int(examples[f"label_{label}"].sum())
     drift = config.monitoring.drift
-    return target_drift(
+    targets = target_drift(
         references,
         positives,
         len(examples),
         max_relative_change=drift.target_max_relative_change,
         min_impressions=drift.target_min_impressions,
     )
+    return targets, online_ctr
 
 
 def export_metrics(result: SourceResult) -> None:
@@ -317,6 +351,8 @@ def export_metrics(result: SourceResult) -> None:
     for target in result.targets:
         value = 0.0 if target.status == "insufficient_data" else target.relative_change
         metrics.TARGET_DRIFT_SCORE.labels(target.target).set(value)
+    for variant, ctr in result.online_ctr.items():
+        metrics.ONLINE_CTR.labels(variant).set(ctr)
     for finding in result.quality:
         gauge = {
             "volume": metrics.DATA_QUALITY_VOLUME_RATIO,
@@ -383,7 +419,7 @@ def run_drift(
     folder = config.monitoring.drift.reports_dir or Path(config.home) / "reports" / "monitoring"
     topics = config.event_log.topics
     preds = predictions_frame(read_topic(config, topics.predictions))
-    events = events_frame(read_topic(config, topics.events), catalog)
+    events = events_frame(valid_events(config), catalog)
     results = []
     pred_result = check_predictions(preds, reference, config, window_spec=window_spec)
     if pred_result is not None:

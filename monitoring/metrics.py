@@ -8,6 +8,9 @@ in-memory object: importing this module starts no server and touches no file.
 
 from __future__ import annotations
 
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -157,6 +160,12 @@ FEATURE_FRESHNESS = Gauge(
     ["view"],
     registry=REGISTRY,
 )
+ONLINE_CTR = Gauge(
+    "flywheel_online_ctr",
+    "Clicks per impression in the last window whose feedback has arrived, by variant of the impression's context.",
+    ["variant"],
+    registry=REGISTRY,
+)
 SKEW_SHARE = Gauge(
     "flywheel_skew_share",
     "Share of the compared features whose served values disagree with the offline store (last skew run).",
@@ -193,6 +202,111 @@ PIPELINE_LAST_SUCCESS = Gauge(
 )
 
 
-def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
-    """Serve :data:`REGISTRY` on ``http://addr:port/metrics`` from a daemon thread."""
-    start_http_server(port, addr=addr, registry=REGISTRY)
+# --- serving (serving/, flywheel.serving) -----------------------------------------------------------
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+SERVING_REQUESTS = Counter(
+    "flywheel_serving_requests",
+    "Recommendation requests answered, by variant and HTTP-style status code (200, 400, 500).",
+    ["variant", "code"],
+    registry=REGISTRY,
+)
+SERVING_REQUEST_SECONDS = Histogram(
+    "flywheel_serving_request_seconds",
+    "Time to answer one recommendation request inside the model server, by variant.",
+    ["variant"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+SERVING_STAGE_SECONDS = Histogram(
+    "flywheel_serving_stage_seconds",
+    "Time of one stage of the recommend path (features, retrieval, ranking, rules), by variant.",
+    ["stage", "variant"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+SERVING_ERRORS = Counter(
+    "flywheel_serving_errors",
+    "Requests that failed, by variant and kind (bad_request, internal).",
+    ["variant", "kind"],
+    registry=REGISTRY,
+)
+SERVING_DEGRADED = Counter(
+    "flywheel_serving_degraded",
+    "Requests answered in a degraded way, by reason (feature_store: default features; triton: in-process ranker).",
+    ["reason"],
+    registry=REGISTRY,
+)
+SERVING_SHADOW_OVERLAP = Histogram(
+    "flywheel_serving_shadow_overlap",
+    "Share of the answer's titles that the shadow model also returned, per mirrored request.",
+    buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    registry=REGISTRY,
+)
+SERVING_SHADOW_SCORE_DELTA = Histogram(
+    "flywheel_serving_shadow_score_delta",
+    "Mean absolute score difference between the answer and the shadow over the titles both returned.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+SERVING_SHADOW_ERRORS = Counter(
+    "flywheel_serving_shadow_errors",
+    "Shadow copies that failed or were dropped because the shadow was busy.",
+    registry=REGISTRY,
+)
+SERVING_CANARY_FRACTION = Gauge(
+    "flywheel_serving_canary_fraction",
+    "Share of users the canary answers now (0 when no rollout is running).",
+    registry=REGISTRY,
+)
+SERVING_MODEL_INFO = Gauge(
+    "flywheel_serving_model_info",
+    "1 for each variant and the model version it serves now.",
+    ["variant", "version"],
+    registry=REGISTRY,
+)
+
+
+# --- canary rollouts (flywheel.serving.rollout, `flywheel rollout analyze`) ------------------------
+
+ROLLOUT_DECISIONS = Counter(
+    "flywheel_rollout_decisions",
+    "Decisions of the canary analysis: raise, promote, rollback, hold.",
+    ["decision"],
+    registry=REGISTRY,
+)
+ROLLOUT_STAGE = Gauge(
+    "flywheel_rollout_stage",
+    "Stage (index into the schedule) of the running rollout after the last analysis.",
+    registry=REGISTRY,
+)
+ROLLOUT_FRACTION = Gauge(
+    "flywheel_rollout_fraction",
+    "Canary fraction (0..1) the rollout analysis last set.",
+    registry=REGISTRY,
+)
+ROLLOUT_CTR = Gauge(
+    "flywheel_rollout_ctr",
+    "Clicks per attributed impression of the running rollout, per variant (champion, canary).",
+    ["variant"],
+    registry=REGISTRY,
+)
+ROLLOUT_WATCH_PER_IMPRESSION = Gauge(
+    "flywheel_rollout_watch_seconds_per_impression",
+    "Seconds watched per attributed impression of the running rollout, per variant.",
+    ["variant"],
+    registry=REGISTRY,
+)
+ROLLOUT_P_VALUE = Gauge(
+    "flywheel_rollout_p_value",
+    "Always-valid (mSPRT, Bonferroni-corrected) p-value of the canary against the champion, per metric.",
+    ["metric"],
+    registry=REGISTRY,
+)
+
+
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
+    """Serve :data:`REGISTRY` on ``http://addr:port/metrics`` from a daemon thread; returns the
+    server (``shutdown()`` stops it) and its thread."""
+    return start_http_server(port, addr=addr, registry=REGISTRY)

@@ -68,8 +68,10 @@ def checked_window(
     config_json: str,
     window_start: str,
     window_end: str,
+    purpose: str = "training",
 ) -> tuple[dsl.PipelineTask, dsl.PipelineTask]:
-    """The fetch-window and data-quality-gate tasks every pipeline starts with."""
+    """The fetch-window and data-quality-gate tasks every pipeline starts with (``purpose``:
+    ``retraining`` makes drift against the champion's window a warning, not a stop)."""
     window = fetch_window(
         window_uri=window_uri,
         platform_config_json=platform_config_json,
@@ -82,6 +84,7 @@ def checked_window(
         config_json=config_json,
         window_end=window_end,
         window_info=window.outputs["Output"],
+        purpose=purpose,
     )
     return window, quality
 
@@ -109,6 +112,7 @@ def gated_training(
         config_json=config_json,
         window_start=window_start,
         window_end=window_end,
+        purpose="training" if bootstrap_champion else "retraining",
     )
     with dsl.If(quality.outputs["passed"] == True, name="data-ok"):  # noqa: E712 - KFP condition
         trained = train_evaluate_register(

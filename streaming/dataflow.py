@@ -16,6 +16,7 @@ built-in tuples and lists, a few per source batch (see :mod:`streaming.partition
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ class StreamSettings:
         )
 
 
-class ContentLogic(StatefulBatchLogic[Item, Item, ContentShardState]):
+class ContentLogic(StatefulBatchLogic[Item, Item, bytes]):
     """Bytewax wrapper of :func:`flywheel.stream.processor.process_content` for one shard."""
 
     def __init__(self, state: ContentShardState, settings: StreamSettings) -> None:
@@ -106,8 +107,9 @@ class ContentLogic(StatefulBatchLogic[Item, Item, ContentShardState]):
     def notify_at(self) -> datetime | None:
         return self._emit_at if self.state.dirty else None
 
-    def snapshot(self) -> ContentShardState:
-        return self.state
+    def snapshot(self) -> bytes:
+        # pickled now: Bytewax wants an immutable snapshot, and serializes it later
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _log_opener(settings: StreamSettings) -> Callable[[], EventLog]:
@@ -138,9 +140,13 @@ def events_source(settings: StreamSettings, validator: EventValidator) -> Proces
     return ProcessingSource(local, None, options)
 
 
-def _merge_reports(parts: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
-    totals = merge_counts(Counts.from_dict(total) for total, _ in parts)
-    run = merge_counts(Counts.from_dict(this_run) for _, this_run in parts)
+def _content_state(resume: bytes | None) -> ContentShardState:
+    return ContentShardState() if resume is None else pickle.loads(resume)  # noqa: S301 - our own snapshot
+
+
+def _merge_reports(parts: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    totals = merge_counts(Counts.from_dict(total) for total, _ in parts.values())
+    run = merge_counts(Counts.from_dict(this_run) for _, this_run in parts.values())
     return {"totals": totals.to_dict(), "run": run.to_dict()}
 
 
@@ -166,21 +172,25 @@ def build_flow(settings: StreamSettings, flow_id: str = "flywheel_stream") -> Da
         op.stateful_batch(
             "content",
             op.key_on("by_shard", kinds.trues, lambda item: item[1]),
-            lambda resume: ContentLogic(resume or ContentShardState(), settings),
+            lambda resume: ContentLogic(_content_state(resume), settings),
         ),
     )
     rest = op.merge("all_out", kinds.falses, content_rows)
     dlq = op.filter_map("dlq", rest, lambda item: ("all", item[1:]) if item[0] == "dlq" else None)
     late = op.filter_map("late", rest, lambda item: ("all", item[1:]) if item[0] == "late" else None)
     rows = op.flat_map("rows", rest, lambda item: [(item[1], row) for row in item[2]] if item[0] == "rows" else [])
-    counts = op.filter_map("counts", rest, lambda item: ("all", [item[1:]]) if item[0] == "counts" else None)
+    counts = op.filter_map(
+        "counts", rest, lambda item: ("all", {item[1]: (item[2], item[3])}) if item[0] == "counts" else None
+    )
     op.output("dlq_out", dlq, TopicSink(_log_opener(settings), topics.dlq))
     op.output("late_out", late, TopicSink(_log_opener(settings), topics.late))
     assert settings.streaming.features_table is not None and settings.streaming.report_path is not None
     op.output("features_out", rows, FeatureTableSink(settings.streaming.features_table))
     for i, sink in enumerate(settings.feature_sinks):
         op.output(f"features_out_{i}", rows, sink)
-    total = op.reduce_final("reconcile", counts, lambda a, b: a + b)
+    # by source partition, the latest wins: the reduction's state survives restarts, and a partition
+    # that had reached its end before a crash reports again at the end of the next run
+    total = op.reduce_final("reconcile", counts, lambda a, b: {**a, **b})
     summary = op.map("summary", total, lambda kv: _merge_reports(kv[1]))
     op.output("report_out", summary, ReportSink(settings.streaming.report_path))
     return flow

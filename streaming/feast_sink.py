@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flywheel.features import formulas as f
+from flywheel.features.store import append_offline
 from monitoring.metrics import STREAM_BATCH_SECONDS, STREAM_FEATURES_PUSHED
 from streaming.dataflow import CONTENT_VIEW, USER_VIEW
 
@@ -57,34 +58,6 @@ FEAST_VIEWS = {
     "user_features_push": ("user_features", "user_id", f.USER_FEATURES),
     "content_features_push": ("content_features", "content_id", f.CONTENT_FEATURES),
 }
-
-
-def arrow_schema(entity: str, spec: tuple[tuple[str, str], ...]) -> Any:
-    """The parquet schema of a view's offline table (as the batch job writes it)."""
-    import pyarrow as pa
-
-    kinds = {
-        "float": pa.float64(), "int": pa.int64(), "string": pa.string(),
-        "float_list": pa.list_(pa.float64()), "string_list": pa.list_(pa.string()),
-    }
-    fields = [(entity, pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC"))]
-    return pa.schema(fields + [(name, kinds[kind]) for name, kind in spec])
-
-
-def append_offline(path: Path, frame: Any, entity: str, spec: tuple[tuple[str, str], ...]) -> int:
-    """Append rows to a view's offline parquet table (created when missing); returns its row count."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = arrow_schema(entity, spec)
-    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    if path.exists():
-        table = pa.concat_tables([pq.read_table(path).select(schema.names).cast(schema), table])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp, use_compliant_nested_type=False)
-    tmp.replace(path)
-    return table.num_rows
 
 
 class _FeastPartition(StatelessSinkPartition[tuple[str, dict[str, Any]]]):

@@ -4,13 +4,14 @@ Bytewax routes a keyed step by a hash of its key, whatever worker read the data,
 per-partition step sent most events to another process (pickled, twice) as soon as there were
 two. Here the partition's own source partition validates, dead-letters, deduplicates,
 sessionizes and folds the users (:func:`flywheel.stream.processor.process_batch`), and its
-snapshot is ``(offset, state)``: Bytewax stores both in the same epoch, so a restart resumes
+snapshot is ``(offset, pickled state)``: Bytewax stores both in the same epoch, so a restart resumes
 from a consistent pair. What leaves the partition is a few built-in tuples per source batch:
 
 * ``("content", "c<shard>", pid, [update, ...])``: per-title updates, one item per shard;
 * ``("dlq" | "late", pid, [(key, value, (topic, partition, offset)), ...])``: for the topic sinks;
 * ``("rows", view, [row, ...])``: user feature rows, written by the sinks of this same worker;
-* ``("counts", totals, this_run)``: at the end of a finite run, the partition's reconciliation.
+* ``("counts", partition, totals, this_run)``: at the end of a finite run, the partition's
+  reconciliation (again at the end of every later run, which replaces it).
 
 ``pid`` is the producing process, so that the receiving step can count what crossed processes.
 """
@@ -18,6 +19,7 @@ from a consistent pair. What leaves the partition is a few built-in tuples per s
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,14 +59,16 @@ class PartitionOptions:
     as_of_end_ms: int | None
 
 
-class _ProcessingPartition(StatefulSourcePartition[Item, tuple[Any, PartitionState]]):
+class _ProcessingPartition(StatefulSourcePartition[Item, tuple[Any, bytes]]):
     def __init__(
         self,
         inner: StatefulSourcePartition[Any, Any],
         to_record: Callable[[Any], Record] | None,
         state: PartitionState,
         options: PartitionOptions,
+        name: str,
     ) -> None:
+        self._name = name
         self._inner = inner
         self._to_record = to_record
         self.state = state
@@ -113,7 +117,7 @@ class _ProcessingPartition(StatefulSourcePartition[Item, tuple[Any, PartitionSta
         options, counts = self._options, self.state.counts
         rows = emit_users(self.state, options.context, everyone=True, as_of_ms=options.as_of_end_ms)
         run = since(counts, self._run_start)
-        return [("rows", USER_VIEW, rows), ("counts", counts.to_dict(), run.to_dict())]
+        return [("rows", USER_VIEW, rows), ("counts", self._name, counts.to_dict(), run.to_dict())]
 
     def next_awake(self) -> datetime | None:
         awake = self._inner.next_awake()
@@ -121,14 +125,15 @@ class _ProcessingPartition(StatefulSourcePartition[Item, tuple[Any, PartitionSta
             return awake
         return min(awake, self._emit_at)
 
-    def snapshot(self) -> tuple[Any, PartitionState]:
-        return (self._inner.snapshot(), self.state)
+    def snapshot(self) -> tuple[Any, bytes]:
+        # pickled now: Bytewax may serialize the snapshot after the next batch has changed the state
+        return (self._inner.snapshot(), pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL))
 
     def close(self) -> None:
         self._inner.close()
 
 
-class ProcessingSource(FixedPartitionedSource[Item, tuple[Any, PartitionState]]):
+class ProcessingSource(FixedPartitionedSource[Item, tuple[Any, bytes]]):
     """A partitioned source whose partitions also run the per-partition step.
 
     Args:
@@ -151,19 +156,19 @@ class ProcessingSource(FixedPartitionedSource[Item, tuple[Any, PartitionState]])
         return self._inner.list_parts()
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: tuple[Any, PartitionState] | None
+        self, step_id: str, for_part: str, resume_state: tuple[Any, bytes] | None
     ) -> _ProcessingPartition:
         if resume_state is None:
             inner_state, state = None, PartitionState.empty(self._options.rules)
-        elif isinstance(resume_state, tuple) and len(resume_state) == 2 and isinstance(resume_state[1], PartitionState):
-            inner_state, state = resume_state
+        elif isinstance(resume_state, tuple) and len(resume_state) == 2 and isinstance(resume_state[1], bytes):
+            inner_state, state = resume_state[0], pickle.loads(resume_state[1])  # noqa: S301 - our own snapshot
         else:
             raise RuntimeError(
                 f"the recovery data of source partition {for_part!r} was written by an older version of the "
                 "stream (an offset without the partition's state): start afresh (`flywheel stream --fresh`)"
             )
         inner = self._inner.build_part(step_id, for_part, inner_state)
-        return _ProcessingPartition(inner, self._to_record, state, self._options)
+        return _ProcessingPartition(inner, self._to_record, state, self._options, for_part)
 
 
 def _counts_reading(counts: Counts) -> tuple[int, int, int, int, int, dict[str, int]]:

@@ -2,10 +2,11 @@
 
 The topic sink writes each record exactly once even across crashes, on the local log and on
 Kafka alike: its resume state is the end offset of every partition of the output topic at the
-last snapshot, and when it is rebuilt it reads what was written after that point (by the run
-that crashed) and skips the records whose source coordinates it finds there, as the replay
-produces them again. Every record carries the (topic, partition, offset) it was read from,
-which identifies it. On Kafka the read-back goes to the end of each partition (partition EOF,
+last snapshot, with the records already in the topic that the replay had not yet produced
+again then (after an earlier crash). When it is rebuilt it reads what was written after those
+offsets (by the run that crashed) and skips the records whose source coordinates it knows, as
+the replay produces them again. Every record carries the (topic, partition, offset) it was
+read from, which identifies it. On Kafka the read-back goes to the end of each partition (partition EOF,
 not the high watermark, which some brokers report late), so an offset noted too low only
 makes it read more.
 """
@@ -88,14 +89,19 @@ def _kafka_values_after(log: EventLog, topic: str, offsets: dict[int, int]) -> I
         consumer.close()
 
 
-class _TopicPartition(StatefulSinkPartition[TopicBatch, dict[int, int]]):
-    def __init__(self, log: EventLog, topic: str, resume: dict[int, int] | None) -> None:
+#: A topic sink's resume state: (end offset per partition, source coordinates written but not yet replayed).
+TopicSinkState = tuple[dict[int, int], list[tuple[str, int, int]]]
+
+
+class _TopicPartition(StatefulSinkPartition[TopicBatch, TopicSinkState]):
+    def __init__(self, log: EventLog, topic: str, resume: TopicSinkState | None) -> None:
         self._log = log
         self._topic = topic
         log.create_topic(topic)
         self._producer = log.producer(topic)
-        self._written: set[tuple[str, int, int]] = set()
-        for value in written_after(log, topic, resume or {}):  # no snapshot yet: since the start
+        offsets, pending = resume if resume is not None else ({}, [])
+        self._written: set[tuple[str, int, int]] = set(pending)
+        for value in written_after(log, topic, offsets):  # no snapshot yet: since the start
             coords = coordinates_of(value)
             if coords is not None:
                 self._written.add(coords)
@@ -119,15 +125,16 @@ class _TopicPartition(StatefulSinkPartition[TopicBatch, dict[int, int]]):
             self._producer.send_many(messages)
             self._producer.flush()
 
-    def snapshot(self) -> dict[int, int]:
-        return self._log.end_offsets(self._topic)
+    def snapshot(self) -> TopicSinkState:
+        # the records still awaited from the replay lie before these offsets: keep them too
+        return self._log.end_offsets(self._topic), sorted(self._written)
 
     def close(self) -> None:
         self._producer.close()
         self._log.close()
 
 
-class TopicSink(FixedPartitionedSink[TopicBatch, dict[int, int]]):
+class TopicSink(FixedPartitionedSink[TopicBatch, TopicSinkState]):
     """Writes records to one topic of the event log, once each.
 
     The whole topic is one sink partition, so a single worker writes it (the local log allows one
@@ -145,7 +152,7 @@ class TopicSink(FixedPartitionedSink[TopicBatch, dict[int, int]]):
     def list_parts(self) -> list[str]:
         return ["all"]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: dict[int, int] | None) -> _TopicPartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: TopicSinkState | None) -> _TopicPartition:
         return _TopicPartition(self._open_log(), self._topic, resume_state)
 
 

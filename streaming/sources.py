@@ -101,7 +101,9 @@ class LocalLogSource(FixedPartitionedSource[Record, int]):
 
 
 class _KafkaLagPartition(StatefulSourcePartition[Any, Any]):
-    """Bytewax's Kafka partition, also reporting the lag to Flywheel's metric about once a second."""
+    """Bytewax's Kafka partition, also reporting the lag to Flywheel's metric about once a second
+    (from the first batch that knows both its offset and the high watermark), and 0 at the end
+    of a finite run."""
 
     def __init__(self, inner: StatefulSourcePartition[Any, Any], topic: str, partition: int) -> None:
         self._inner = inner
@@ -111,10 +113,13 @@ class _KafkaLagPartition(StatefulSourcePartition[Any, Any]):
         self._lag = STREAM_CONSUMER_LAG.labels(topic=topic, partition=str(partition))
 
     def next_batch(self) -> Iterable[Any]:
-        batch = self._inner.next_batch()
+        try:
+            batch = self._inner.next_batch()
+        except StopIteration:  # a finite run read its partition to the end
+            self._lag.set(0)
+            raise
         now = time.monotonic()
         if now - self._checked >= _LAG_REFRESH_S:
-            self._checked = now
             consumer = getattr(self._inner, "_consumer", None)  # bytewax 0.21's partition keeps it here
             if consumer is not None:
                 from confluent_kafka import TopicPartition
@@ -123,6 +128,7 @@ class _KafkaLagPartition(StatefulSourcePartition[Any, Any]):
                 offset = self._inner.snapshot()
                 if high >= 0 and offset is not None and offset >= 0:
                     self._lag.set(max(0, high - offset))
+                    self._checked = now
         return batch
 
     def next_awake(self) -> datetime | None:

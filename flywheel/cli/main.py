@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from flywheel import __version__
-from flywheel.cli import experiments, features, log, monitor, pipeline, registry, simulate, stream
+from flywheel.cli import experiments, features, log, monitor, pipeline, registry, rollout, serve, simulate, stream
 
 app = typer.Typer(
     name="flywheel",
@@ -16,12 +16,14 @@ app = typer.Typer(
 )
 simulate.register(app)
 stream.register(app)
+serve.register(app)
 app.add_typer(log.app, name="log")
 app.add_typer(features.app, name="features")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(registry.app, name="registry")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(rollout.app, name="rollout")
 
 
 @app.command()

@@ -166,3 +166,31 @@ def webhook(
     finally:
         server.server_close()
         trigger.wait()
+
+
+@app.command()
+def loop(
+    users: Annotated[int, typer.Option(help="Simulated users (the demo's scale).", min=50)] = 1000,
+    days: Annotated[int, typer.Option(help="Simulated days.", min=3)] = 7,
+    shift_day: Annotated[float, typer.Option(help="Day on which part of the users' tastes shift.", min=1)] = 5.0,
+    requests: Annotated[int, typer.Option(help="Requests of simulated users per serving phase.", min=10)] = 1000,
+    config: ConfigOption = None,
+) -> None:
+    """Run the whole loop in-process: simulate -> features -> champion -> drift -> alert -> one guarded
+    retraining -> canary -> decision; prints the summary and writes an HTML report."""
+    from flywheel.config.models import FlywheelConfig
+    from monitoring.loop import run_loop
+
+    if shift_day >= days:
+        fail(f"--shift-day {shift_day} must fall inside the {days} simulated days")
+    raw = load(config).model_dump(mode="json")
+    raw["simulator"].update(users=users, days=days)
+    raw["simulator"]["scenarios"]["taste_drift"].update(
+        enabled=True, at_day=shift_day, users_fraction=0.6, strength=2.0
+    )
+    result = run_loop(
+        FlywheelConfig.model_validate(raw), console=Console(file=sys.stdout), shift_day=shift_day, requests=requests
+    )
+    failed = [s for s in result.stages if s.status == "failed"]
+    if failed:
+        fail(f"stage {failed[0].name} failed: {failed[0].detail}", code=1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -74,28 +76,20 @@ def _check_source(config: FlywheelConfig) -> None:
         fail(f"topic {topic!r} does not exist under {log_config.local.path}: simulate or import events first")
 
 
-def run_stream(
-    config: FlywheelConfig,
-    streaming: StreamingConfig,
-    *,
-    until_end: bool,
-    as_of_end_ms: int | None,
-    fresh: bool,
-) -> dict[str, Any]:
-    """Run the dataflow in this process; returns the reconciliation report.
+def prepare_run(config: FlywheelConfig, streaming: StreamingConfig, *, fresh: bool) -> StreamingConfig:
+    """Check the source, set the paths, forget earlier progress if asked, create the recovery folder.
 
     Args:
         config: The Flywheel configuration.
         streaming: The streaming section (with the command line's overrides).
-        until_end: Stop at the end of the topic (else follow it).
-        as_of_end_ms: Stamp the final rows with this time.
         fresh: Delete the recovery folder, the report and the feature table first.
-    """
-    from bytewax.recovery import RecoveryConfig, init_db_dir
-    from bytewax.run import cli_main
 
-    from streaming.dataflow import build_flow
-    from streaming.settings import absolute_paths, settings_from_config
+    Returns:
+        The section with absolute paths.
+    """
+    from bytewax.recovery import init_db_dir
+
+    from streaming.settings import absolute_paths
 
     _check_source(config)
     streaming = absolute_paths(streaming, config.home)
@@ -104,17 +98,48 @@ def run_stream(
         shutil.rmtree(streaming.recovery_dir, ignore_errors=True)
         streaming.report_path.unlink(missing_ok=True)
         streaming.features_table.unlink(missing_ok=True)
-    recovery = None
-    if streaming.recovery:
-        folder = streaming.recovery_dir
-        if not folder.exists():
-            folder.mkdir(parents=True)
-            init_db_dir(folder, 1)
-        recovery = RecoveryConfig(folder)
+    if streaming.recovery and not streaming.recovery_dir.exists():
+        streaming.recovery_dir.mkdir(parents=True)
+        init_db_dir(streaming.recovery_dir, 1)
+    return streaming
+
+
+def run_stream(
+    config: FlywheelConfig,
+    streaming: StreamingConfig,
+    *,
+    until_end: bool,
+    as_of_end_ms: int | None,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run the dataflow in this process (alone, or as one process of a cluster).
+
+    Args:
+        config: The Flywheel configuration.
+        streaming: The streaming section, prepared by :func:`prepare_run`.
+        until_end: Stop at the end of the topic (else follow it).
+        as_of_end_ms: Stamp the final rows with this time.
+        process_id: This process's index in the cluster (None: a single process).
+        addresses: Every process's host:port (with ``process_id``).
+
+    Returns:
+        The reconciliation report (as written by whichever process wrote it).
+    """
+    from datetime import timedelta
+
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    from streaming.dataflow import build_flow
+    from streaming.settings import settings_from_config
+
+    assert streaming.recovery_dir and streaming.report_path
+    recovery = RecoveryConfig(streaming.recovery_dir) if streaming.recovery else None
     if streaming.metrics_port:
         from monitoring.metrics import start_metrics_server
 
-        start_metrics_server(streaming.metrics_port)
+        start_metrics_server(streaming.metrics_port + (process_id or 0))
     sinks = _feast_sinks(config) if streaming.push_to_feast else ()
     try:
         settings = settings_from_config(
@@ -122,16 +147,33 @@ def run_stream(
         )
     except ValueError as exc:
         fail(str(exc))
-    from datetime import timedelta
-
     cli_main(
         build_flow(settings),
         workers_per_process=streaming.workers,
+        process_id=process_id,
+        addresses=addresses,
         epoch_interval=timedelta(seconds=streaming.snapshot_interval_seconds),
         recovery_config=recovery,
     )
     report_path = streaming.report_path
     return json.loads(report_path.read_text()) if report_path.exists() else {}
+
+
+def _run_cluster(processes: int, as_of_end_ms: int | None) -> None:
+    """Run this same command as ``processes`` processes of one cluster (each given its id)."""
+    from streaming.cluster import run_local_cluster
+
+    argv = [arg for arg in sys.argv[1:] if arg != "--fresh"]  # the parent already did the fresh start
+
+    def command_for(i: int, addresses: Sequence[str]) -> list[str]:
+        extra = ["--process-id", str(i), "--addresses", ",".join(addresses)]
+        if as_of_end_ms is not None:
+            extra += ["--as-of-end", str(as_of_end_ms)]
+        return [sys.executable, "-m", "flywheel.cli.main", *argv, *extra]
+
+    code = run_local_cluster(command_for, processes)
+    if code:
+        fail(f"a stream process exited with status {code}", code=1)
 
 
 def register(app: typer.Typer) -> None:
@@ -154,6 +196,9 @@ def register(app: typer.Typer) -> None:
         metrics_port: Annotated[int | None, _opt("--metrics-port", "Serve Prometheus metrics on this port.")] = None,
         feast: Annotated[bool | None, _opt("--feast/--no-feast", "Push the features to Feast.")] = None,
         fresh: Annotated[bool, _opt("--fresh", "Forget earlier progress (recovery, report, table).")] = False,
+        processes: Annotated[int, _opt("--processes", "Dataflow processes on this machine (one cluster).", min=1)] = 1,
+        process_id: Annotated[int | None, typer.Option(hidden=True)] = None,
+        addresses: Annotated[str | None, typer.Option(hidden=True)] = None,
     ) -> None:
         """Run the streaming features dataflow: events -> DLQ / late topic / features (Feast)."""
         from flywheel.config.streaming import StreamingConfig
@@ -166,9 +211,14 @@ def register(app: typer.Typer) -> None:
                 {
                     **base.model_dump(),
                     **_overrides(
-                        workers=workers, batch_size=batch_size, recovery_dir=recovery_dir,
-                        snapshot_interval_seconds=snapshot_interval, emit_interval_seconds=emit_interval,
-                        report_path=report, features_table=features_table, metrics_port=metrics_port,
+                        workers=workers,
+                        batch_size=batch_size,
+                        recovery_dir=recovery_dir,
+                        snapshot_interval_seconds=snapshot_interval,
+                        emit_interval_seconds=emit_interval,
+                        report_path=report,
+                        features_table=features_table,
+                        metrics_port=metrics_port,
                         push_to_feast=feast,
                     ),
                     **({"recovery": False} if no_recovery else {}),
@@ -176,11 +226,27 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as exc:
             fail(str(exc))
+        if process_id is not None:  # one process of a cluster started by the command below
+            from streaming.settings import absolute_paths
+
+            if not addresses:
+                fail("--process-id needs --addresses")
+            run_stream(
+                config, absolute_paths(streaming, config.home), until_end=not follow, as_of_end_ms=as_of_end,
+                process_id=process_id, addresses=addresses.split(","),
+            )
+            return
         if simulate_days:
             end_ms = _simulate(config, simulate_days)
             as_of_end = as_of_end if as_of_end is not None else end_ms + 1
-        result = run_stream(config, streaming, until_end=not follow, as_of_end_ms=as_of_end, fresh=fresh)
+        streaming = prepare_run(config, streaming, fresh=fresh)
+        if processes > 1:
+            _run_cluster(processes, as_of_end)
+            assert streaming.report_path is not None
+            result = json.loads(streaming.report_path.read_text()) if streaming.report_path.exists() else {}
+        else:
+            result = run_stream(config, streaming, until_end=not follow, as_of_end_ms=as_of_end)
         if result:
-            console.print(result.get("run_summary", result["summary"]), highlight=False)
+            console.print(result.get("run_summary", result["summary"]), highlight=False, soft_wrap=True)
             if not result["balanced"]:
                 raise typer.Exit(1)

@@ -13,6 +13,7 @@ from flywheel.config.experiments import ExperimentsConfig
 from flywheel.config.features import FeaturesConfig
 from flywheel.config.monitoring import MonitoringConfig
 from flywheel.config.rollout import RolloutConfig
+from flywheel.config.serving import ServingConfig
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.streaming import StreamingConfig
 from flywheel.config.training import TrainingConfig
@@ -107,3 +108,5 @@ class FlywheelConfig(Section):
     """Canary rollouts: the schedule, the automatic analysis and its guardrails."""
     monitoring: MonitoringConfig = MonitoringConfig()
     """Drift, data-quality and skew jobs and the retrain trigger."""
+    serving: ServingConfig = ServingConfig()
+    """The model server (KServe + Triton), its router and prediction log."""

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flywheel.config.base import Section
+from flywheel.config.recommender import CandidatesConfig, EvaluationConfig
 
 #: The ranking heads, in output order.
 HEAD_NAMES: tuple[str, ...] = ("click", "watch_50", "complete", "like", "add_to_list")
@@ -127,6 +128,11 @@ class QualityConfig(Section):
     """Largest share of drifted columns (Evidently) against the reference window."""
     drift_sample_rows: int = Field(default=5000, ge=100)
     """Rows sampled from each side for the drift test."""
+    retraining_drift: Literal["warn", "block"] = "warn"
+    """In a retraining run, drift against the champion's window beyond ``max_drift_share`` is the
+    reason for the run, not a fault: `warn` records it in the report and goes on (broken data --
+    schema, volume, freshness, nulls, ranges, duplicates -- still stops the run); `block` stops it
+    as it stops a first training."""
 
 
 class PromotionConfig(Section):
@@ -170,6 +176,10 @@ class TrainingConfig(Section):
     """Learn a per-user id embedding in both models; off: every user gets the unknown id and is
     described by the user features and the watch history only (which generalise where users have
     a handful of interactions in the window and an id embedding only memorises them)."""
+    evaluation: EvaluationConfig = EvaluationConfig()
+    """The split and the relevance of the evaluation (and of the ranker's training labels)."""
+    candidates: CandidatesConfig = CandidatesConfig()
+    """The candidate sources (two-tower, item-to-item, popular now, new releases) and their ranker."""
     retrieval: RetrievalConfig = RetrievalConfig()
     """The two-tower retrieval model."""
     ranker: RankerConfig = RankerConfig()

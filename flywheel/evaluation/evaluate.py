@@ -48,15 +48,11 @@ import torch
 
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
 from flywheel.evaluation.metrics import graded_ndcg, head_metrics, matrix_ranking_metrics, ranking_metrics
-from flywheel.models.bundle import ModelBundle, recommend, score_candidates, with_retrieval_score
-from flywheel.models.dataset import query_rows
-from flywheel.models.encoding import encode_catalog, sparse_cardinalities
+from flywheel.models.bundle import ModelBundle, recommend, score_candidates
+from flywheel.models.dataset import is_relevant, logs_impressions, relevance_label
+from flywheel.models.encoding import sparse_cardinalities
 from flywheel.models.ranker import predict_heads
-
-RELEVANCE_LABEL = "watch_50"
-"""The holdout label that makes an item relevant to a user: watched past half. A click depends
-mostly on where the item was shown (examination falls with row and position) and only linearly on
-the affinity; watching past half depends on the affinity again, given the click."""
+from flywheel.models.stack import Recommender, first_queries, interest_rows, labelled_candidates
 
 
 class Oracle(Protocol):
@@ -108,11 +104,6 @@ def rank_flat(query_index: np.ndarray, content_ids: np.ndarray, scores: np.ndarr
     keep = rank < k
     out[q[keep], rank[keep]] = ids[keep]
     return out
-
-
-def _relevant(holdout: pd.DataFrame, users: np.ndarray, label: str = "click") -> list[set[str]]:
-    pos = holdout[holdout[label] > 0].groupby("user_id")["content_id"].apply(lambda s: set(s.astype(str)))
-    return [pos.get(u, set()) for u in users]
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
@@ -175,22 +166,38 @@ def simulated_response_metrics(
     if len(users) == 0 or len(ids) == 0:
         return out
     kmax = min(kmax, len(ids))
-    probability = oracle.relevance_probability(affinity)
+    # a last, never-relevant column stands for the empty slots of a short list
+    probability = np.hstack([oracle.relevance_probability(affinity), np.zeros((len(users), 1))])
     column = pd.Index(ids)
 
     def columns_of(content_ids: np.ndarray) -> np.ndarray:
-        return column.get_indexer(content_ids.astype(str).ravel()).reshape(content_ids.shape)
+        idx = column.get_indexer(np.asarray([str(c) for c in content_ids.ravel()], dtype=object))
+        idx[np.asarray([c is None for c in content_ids.ravel()])] = -1
+        return np.where(idx < 0, len(ids), idx).reshape(content_ids.shape)
 
     tops: dict[str, np.ndarray] = {}
-    rec = recommend(bundle, queries, available, train, k=kmax)
-    tops["retrieval"] = columns_of(rec.content_ids[rec.retrieval])
-    tops["two_stage"] = columns_of(rec.content_ids[rec.two_stage])
+    times = (
+        (pd.to_datetime(queries["event_timestamp"], utc=True) - pd.Timestamp(0, tz="UTC"))
+        // pd.Timedelta(milliseconds=1)
+    ).to_numpy(dtype=np.int64)
+    for name, version in (("", bundle), ("champion.", champion)):
+        if version is None:
+            continue
+        if version.state is not None:
+            top_ids, _, source_tops = Recommender(version, catalog=available, train=train).recommend_many(
+                users, kmax, as_of_ms=times
+            )
+            tops[f"{name}two_stage"] = columns_of(top_ids)
+            if not name:
+                tops["retrieval"] = columns_of(source_tops["two_tower"])
+        else:
+            rec = recommend(version, queries, available, train, k=kmax)
+            tops[f"{name}two_stage"] = columns_of(rec.content_ids[rec.two_stage])
+            if not name:
+                tops["retrieval"] = columns_of(rec.content_ids[rec.retrieval])
     clicks = train[train["click"] > 0]["content_id"].astype(str).value_counts().reindex(ids).fillna(0.0)
     tops["popularity"] = np.tile(np.argsort(-clicks.to_numpy(), kind="stable")[:kmax], (len(users), 1))
     tops["oracle"] = np.argsort(-affinity, axis=1, kind="stable")[:, :kmax]
-    if champion is not None:
-        crec = recommend(champion, queries, available, train, k=kmax)
-        tops["champion.two_stage"] = columns_of(crec.content_ids[crec.two_stage])
     ks = tuple(k for k in ks if k <= kmax)
     for name, top in tops.items():
         for k, value in graded_ndcg(top, probability, ks).items():
@@ -199,7 +206,7 @@ def simulated_response_metrics(
     sums: dict[str, float] = {}
     relevant_per_user = 0.0
     for _ in range(config.simulated_label_draws):
-        relevant = rng.random(probability.shape) < probability
+        relevant = rng.random(probability.shape) < probability  # the padding column: p = 0, never
         relevant_per_user += float(relevant.sum(axis=1).mean()) / config.simulated_label_draws
         for name, top in tops.items():
             for key, value in matrix_ranking_metrics(top, relevant, ks).items():
@@ -225,6 +232,21 @@ SLICED_SYSTEMS = (
 """Systems whose ranking metrics are also reported by device and by new / existing content."""
 
 
+def _popularity_tops(train: pd.DataFrame, users: np.ndarray, k: int, exclude_seen: bool) -> np.ndarray:
+    """The most engaged titles of the training part for every user, less the user's own (when
+    ``exclude_seen``), as the top-K function leaves them out: [U, k] content ids."""
+    interest = interest_rows(train)
+    order = interest["content_id"].value_counts().index.to_numpy(dtype=object)
+    seen = interest.groupby("user_id")["content_id"].apply(set) if exclude_seen else pd.Series(dtype=object)
+    out = np.full((len(users), k), None, dtype=object)
+    head = order[: k + 1000]
+    for q, user in enumerate(users):
+        mine = seen.get(user, set())
+        picked = [c for c in head if c not in mine][:k]
+        out[q, : len(picked)] = picked
+    return out
+
+
 def evaluate(
     bundle: ModelBundle,
     train: pd.DataFrame,
@@ -237,34 +259,43 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate ``bundle`` (and the baselines) on ``holdout``.
 
+    Every system is asked through the top-K function of its version
+    (:meth:`~flywheel.models.stack.Recommender.recommend_many`), once per holdout user as of the
+    user's first held-out row. Relevance follows ``config.evaluation`` (:func:`relevance_label`).
+
     Args:
-        bundle: The candidate version.
-        train: The training part of the window (popularity, content snapshot, new-item test).
+        bundle: The candidate version (with its item-to-item weights and training state).
+        train: The training part of the window (popularity, histories, the content snapshot).
         holdout: The holdout part (with ``history``).
         catalog: The catalog.
-        config: Cut-offs, bins, head weights.
+        config: Cut-offs, bins, head weights, relevance.
         champion: The current champion, scored on the same holdout.
         oracle: True affinity (simulated data only).
 
     Returns:
-        Metrics named ``heads.<head>.<metric>``, ``slice.<name>.<head>.<metric>``,
-        ``<system>.<metric>@K`` for system in retrieval, two_stage, popularity, oracle,
-        champion.two_stage (over the exposed items), the same under ``catalog.`` (over the
-        whole catalog) and, with an oracle, under ``sim.`` (the simulator's responses; see
-        :func:`simulated_response_metrics`), ``ratio.*``, ``catalog.ratio.*``, ``sim.ratio.*``,
-        ``latency.*`` and counts.
+        Metrics named ``heads.<head>.<metric>`` (on the holdout's labelled candidates: the sources'
+        candidates and the titles the holdout logs), ``catalog.<system>.<metric>@K`` for system
+        in two_stage, retrieval, source.<name>, popularity (and oracle, champion.two_stage) over
+        the whole catalog, the same without prefix over the titles each user was shown when the
+        window logs impressions (``view.logged`` = 1; 0 for imported interactions, where the gate
+        then reads the catalog view), ``sim.*`` with an oracle, ``ratio.*``, ``latency.*``, counts.
     """
     ks = tuple(sorted(set(config.eval_k)))
     kmax = max(ks)
-    metrics: dict[str, float] = {"holdout.rows": float(len(holdout)), "train.rows": float(len(train))}
-    probs = predict_heads(
-        bundle.ranker, with_retrieval_score(bundle, holdout, catalog), catalog, bundle.spec, logged_position=True
-    )
-    labels = holdout[list(HEAD_NAMES)].astype(float)
+    relevance = relevance_label(pd.concat([train.head(0), holdout]), config.evaluation)
+    logged = logs_impressions(holdout)
+    metrics: dict[str, float] = {
+        "holdout.rows": float(len(holdout)),
+        "train.rows": float(len(train)),
+        "view.logged": float(logged),
+    }
+    recommender = Recommender(bundle, catalog=catalog, train=train)
+    labelled, _ = labelled_candidates(recommender, holdout, negatives_per_user=None, seed=config.seed)
+    probs = predict_heads(bundle.ranker, labelled, catalog, bundle.spec)
+    labels = labelled[list(HEAD_NAMES)].astype(float)
     known = set(train["content_id"].astype(str))
-    is_new = ~holdout["content_id"].astype(str).isin(known).to_numpy()
-    slices = {f"device={d}": (holdout["device_type"] == d).to_numpy() for d in sorted(holdout["device_type"].unique())}
-    slices["content=new"], slices["content=existing"] = is_new, ~is_new
+    is_new = ~labelled["content_id"].astype(str).isin(known).to_numpy()
+    slices = {"content=new": is_new, "content=existing": ~is_new}
     for i, head in enumerate(HEAD_NAMES):
         y = labels[head].to_numpy()
         metrics.update(_prefixed(f"heads.{head}", head_metrics(y, probs[:, i], config.calibration_bins)))
@@ -275,78 +306,64 @@ def evaluate(
                     _prefixed(f"slice.{name}.{head}", {k: hm[k] for k in ("auc", "pr_auc", "log_loss", "ece")})
                 )
     metrics["slice.content=new.rows"] = float(is_new.sum())
+    metrics["heads.rows"] = float(len(labelled))
 
-    queries = query_rows(holdout)
-    users = queries["user_id"].astype(str).to_numpy()
-    relevant = _relevant(holdout, users, RELEVANCE_LABEL)
+    users, times = first_queries(holdout)
+    relevant_rows = holdout[is_relevant(holdout, relevance)]
+    by_user = relevant_rows.groupby(relevant_rows["user_id"].astype(str))["content_id"].apply(
+        lambda s: set(s.astype(str))
+    )
+    relevant = [by_user.get(u, set()) for u in users]
     new_items = set(holdout["content_id"].astype(str)) - known
     relevant_by_content = {"new": [r & new_items for r in relevant], "existing": [r - new_items for r in relevant]}
-    cat = encode_catalog(catalog, bundle.spec)
-    pop = train[train["click"] > 0]["content_id"].astype(str).value_counts()
-    qidx, cids = exposed_candidates(holdout, users)
-    retrieval_logit, two_stage = score_candidates(bundle, queries, qidx, cids, catalog, train, catalog_tensors=cat)
-    flat: dict[str, np.ndarray] = {
-        "retrieval": retrieval_logit,
-        "two_stage": two_stage,
-        "popularity": pop.reindex(cids).fillna(0.0).to_numpy(dtype=float),
-    }
-    # on the full catalog (a secondary view: relevance there also needs the logging policy to
-    # have shown the item, which no ranker and not the oracle can know; see the module docstring)
-    rec = recommend(bundle, queries, catalog, train, k=kmax, catalog_tensors=cat)
-    ids = rec.content_ids
+    ids, _, tops = recommender.recommend_many(users, kmax, as_of_ms=times)
     systems: dict[str, np.ndarray] = {
-        "catalog.retrieval": ids[rec.retrieval],
-        "catalog.two_stage": ids[rec.two_stage],
-        "catalog.popularity": np.tile(np.asarray(list(pop.index[:kmax]), dtype=object), (len(queries), 1)),
+        "catalog.two_stage": ids,
+        "catalog.retrieval": tops["two_tower"],
+        "catalog.popularity": _popularity_tops(train, users, kmax, config.evaluation.exclude_seen),
     }
+    for name, top in tops.items():
+        systems[f"catalog.source.{name}"] = top
+    champion_rec = None
+    if champion is not None and champion.state is not None:
+        champion_rec = Recommender(champion, catalog=catalog, train=train)
+        systems["catalog.champion.two_stage"] = champion_rec.recommend_many(users, kmax, as_of_ms=times)[0]
+    queries = recommender.queries(list(users), times)
     if oracle is not None:
-        aff = oracle(users, ids)
-        systems["catalog.oracle"] = ids[np.argsort(-aff, axis=1, kind="stable")[:, :kmax]]
-        col = pd.Index(ids.astype(str)).get_indexer(cids)
-        flat["oracle"] = np.where(col >= 0, aff[qidx, np.clip(col, 0, None)], -np.inf)
-    if champion is not None:
-        crec = recommend(champion, queries, catalog, train, k=kmax)
-        systems["catalog.champion.two_stage"] = crec.content_ids[crec.two_stage]
-        _, flat["champion.two_stage"] = score_candidates(champion, queries, qidx, cids, catalog, train)
-        cprobs = predict_heads(
-            champion.ranker,
-            with_retrieval_score(champion, holdout, catalog),
-            catalog,
-            champion.spec,
-            logged_position=True,
-        )
-        for i, head in enumerate(HEAD_NAMES):
-            hm = head_metrics(labels[head].to_numpy(), cprobs[:, i], config.calibration_bins)
-            metrics.update(_prefixed(f"champion.heads.{head}", hm))
-    for name, score in flat.items():
-        systems[name] = rank_flat(qidx, cids, score, len(queries), kmax)
+        aff = oracle(users, recommender.content_ids)
+        systems["catalog.oracle"] = recommender.content_ids[np.argsort(-aff, axis=1, kind="stable")[:, :kmax]]
+    if logged:
+        # the titles each user was shown in the holdout, re-ranked by every system (see the module docstring)
+        qidx, cids = exposed_candidates(holdout, users)
+        pop = interest_rows(train)["content_id"].value_counts()
+        flat: dict[str, np.ndarray] = {
+            "retrieval": score_candidates(bundle, queries, qidx, cids, catalog, train)[0],
+            "two_stage": recommender.score_pairs(users, times, qidx, cids),
+            "popularity": pop.reindex(cids).fillna(0.0).to_numpy(dtype=float),
+        }
+        if champion_rec is not None:
+            flat["champion.two_stage"] = champion_rec.score_pairs(users, times, qidx, cids)
+        if oracle is not None:
+            col = pd.Index(recommender.content_ids.astype(str)).get_indexer(cids)
+            flat["oracle"] = np.where(col >= 0, aff[qidx, np.clip(col, 0, None)], -np.inf)
+        for name, score in flat.items():
+            systems[name] = rank_flat(qidx, cids, score, len(users), kmax)
     ndcg_by_k: dict[str, dict[int, float]] = {}
-    devices = queries["device_type"].astype(str).to_numpy()
     for name, ranked in systems.items():
         rm = ranking_metrics(list(ranked), relevant, ks)
         metrics.update(_prefixed(name, rm))
-        if not name.startswith("catalog."):
-            ndcg_by_k[name] = {k: rm.get(f"ndcg@{k}", float("nan")) for k in ks}
+        if name.startswith("catalog.") != logged:
+            ndcg_by_k[name.removeprefix("catalog.")] = {k: rm.get(f"ndcg@{k}", float("nan")) for k in ks}
         if name in SLICED_SYSTEMS:
-            # by content: only the new (or only the existing) titles count as relevant
             for content, rel in relevant_by_content.items():
-                rn = ranking_metrics(list(ranked), rel, ks)
-                metrics.update(_prefixed(f"slice.content={content}.{name}", rn))
-            for d in sorted(set(devices)):
-                mask = devices == d
-                rd = ranking_metrics(
-                    [r for r, m in zip(ranked, mask, strict=True) if m],
-                    [r for r, m in zip(relevant, mask, strict=True) if m],
-                    ks,
-                )
-                metrics.update(_prefixed(f"slice.device={d}.{name}", rd))
+                metrics.update(_prefixed(f"slice.content={content}.{name}", ranking_metrics(list(ranked), rel, ks)))
     if oracle is not None:
         metrics.update(simulated_response_metrics(bundle, queries, catalog, train, oracle, config, champion=champion))
     p50, p99 = ranker_latency_ms(bundle)
     metrics["latency.ranker_p50_ms"], metrics["latency.ranker_p99_ms"] = p50, p99
     for prefix in ("", "catalog."):
         system = metrics.get(f"{prefix}two_stage.ndcg@10", float("nan"))
-        for base in ("oracle", "popularity"):
+        for base in ("oracle", "popularity", "source.item_to_item"):
             if metrics.get(f"{prefix}{base}.ndcg@10", 0) > 0:
                 metrics[f"{prefix}ratio.two_stage_vs_{base}.ndcg@10"] = system / metrics[f"{prefix}{base}.ndcg@10"]
     return Evaluation(metrics=metrics, labels=labels, probabilities=probs, ndcg_by_k=ndcg_by_k)

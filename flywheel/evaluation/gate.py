@@ -27,6 +27,9 @@ class GateDecision:
 def promotion_gate(metrics: Mapping[str, float], config: PromotionConfig) -> GateDecision:
     """Decide whether the candidate whose evaluation gave ``metrics`` may become challenger.
 
+    Where the window logs no impressions (``view.logged`` = 0: imported interactions), the
+    NDCG rules read the catalog view (``catalog.`` metrics), the only ranking metric there.
+
     Rules: every head's ECE <= ``max_ece``; ranker p99 latency <= ``max_latency_ms_p99``;
     two-stage NDCG@10 >= ``min_ndcg_vs_popularity`` x popularity's; and when the metrics hold
     the champion's (``champion.*``): the candidate's ``metric`` must reach
@@ -41,24 +44,29 @@ def promotion_gate(metrics: Mapping[str, float], config: PromotionConfig) -> Gat
     p99 = metrics.get("latency.ranker_p99_ms", math.nan)
     if not p99 <= config.max_latency_ms_p99:
         reasons.append(f"latency: ranker p99 {p99:.2f} ms > {config.max_latency_ms_p99} ms")
-    ours, pop = metrics.get("two_stage.ndcg@10", math.nan), metrics.get("popularity.ndcg@10", math.nan)
+    # a window without logged impressions (imported interactions) has only the catalog view
+    view = "catalog." if metrics.get("view.logged", 1.0) == 0 else ""
+    ours, pop = metrics.get(f"{view}two_stage.ndcg@10", math.nan), metrics.get(f"{view}popularity.ndcg@10", math.nan)
     if not ours >= config.min_ndcg_vs_popularity * pop:
         reasons.append(
-            f"baseline: two-stage NDCG@10 {ours:.4f} < {config.min_ndcg_vs_popularity} x popularity {pop:.4f}"
+            f"baseline: {view}two-stage NDCG@10 {ours:.4f} < {config.min_ndcg_vs_popularity} x popularity {pop:.4f}"
         )
-    champ_key = "champion." + config.metric
+    metric = config.metric if config.metric.startswith("catalog.") else view + config.metric
+    champ_key = (
+        metric.replace("catalog.", "catalog.champion.", 1) if metric.startswith("catalog.") else "champion." + metric
+    )
     has_champion = champ_key in metrics
     if has_champion:
-        cand, champ = metrics.get(config.metric, math.nan), metrics[champ_key]
+        cand, champ = metrics.get(metric, math.nan), metrics[champ_key]
         need = max(champ * (1 + config.min_relative_gain), champ + config.min_absolute_gain)
         if not (cand >= need and cand > champ):
             reasons.append(
-                f"champion: {config.metric} {cand:.4f} does not beat the champion's {champ:.4f} (needs >= {need:.4f})"
+                f"champion: {metric} {cand:.4f} does not beat the champion's {champ:.4f} (needs >= {need:.4f})"
             )
         for head in HEAD_NAMES:
             a, c = metrics.get(f"heads.{head}.auc", math.nan), metrics.get(f"champion.heads.{head}.auc", math.nan)
             if not math.isnan(c) and not a >= c - config.max_auc_drop:
                 reasons.append(f"guardrail: {head} AUC {a:.4f} dropped more than {config.max_auc_drop} below {c:.4f}")
-    elif config.metric not in metrics:
-        reasons.append(f"metric {config.metric} missing from the evaluation")
+    elif metric not in metrics:
+        reasons.append(f"metric {metric} missing from the evaluation")
     return GateDecision(passed=not reasons, reasons=tuple(reasons), has_champion=has_champion)

@@ -129,21 +129,27 @@ def reciprocal_rank(ranked: Sequence[object], relevant: Set[object]) -> float:
     return 0.0
 
 
+def precision_at_k(ranked: Sequence[object], relevant: Set[object], k: int) -> float:
+    """Share of the first ``k`` slots holding a relevant item (an empty slot counts as a miss)."""
+    return sum(1 for item in list(ranked)[:k] if item is not None and item in relevant) / k
+
+
 def ranking_metrics(
     rankings: Sequence[Sequence[object]],
     relevant: Sequence[Set[object]],
     ks: Sequence[int],
 ) -> dict[str, float]:
-    """Mean recall@K, NDCG@K, MAP@K over queries with at least one relevant item, and MRR.
+    """Mean precision@K, recall@K, NDCG@K, MAP@K over queries with at least one relevant item, and MRR.
 
     Returns:
-        Keys ``recall@K``, ``ndcg@K``, ``map@K`` for each K, ``mrr`` and ``queries``.
+        Keys ``precision@K``, ``recall@K``, ``ndcg@K``, ``map@K`` for each K, ``mrr`` and ``queries``.
     """
     pairs = [(r, rel) for r, rel in zip(rankings, relevant, strict=True) if rel]
     out: dict[str, float] = {"queries": float(len(pairs))}
     if not pairs:
         return out
     for k in ks:
+        out[f"precision@{k}"] = float(np.mean([precision_at_k(r, rel, k) for r, rel in pairs]))
         out[f"recall@{k}"] = float(np.mean([recall_at_k(r, rel, k) for r, rel in pairs]))
         out[f"ndcg@{k}"] = float(np.mean([ndcg_at_k(r, rel, k) for r, rel in pairs]))
         out[f"map@{k}"] = float(np.mean([average_precision_at_k(r, rel, k) for r, rel in pairs]))

@@ -93,10 +93,13 @@ def evaluate_and_log(
     Returns:
         ``metrics``, ``run_id``, ``champion_version`` (None when there is no champion).
     """
+    from flywheel.models.stack import with_sources
     from flywheel.registry.mlflow_registry import connect, log_training_run
 
     bundle_dir, report_dir = Path(bundle_dir), Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
+    if bundle.state is None:
+        bundle = with_sources(bundle, train, catalog, config)
     bundle.save(bundle_dir)
     catalog.to_parquet(bundle_dir / "catalog.parquet")
     experiment_id = connect(config.tracking_uri, config.experiment, config.artifact_root)

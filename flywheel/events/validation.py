@@ -378,7 +378,7 @@ class EventValidator:
                     f"event type {event_type!r} is unknown to schema v{schema.version}",
                 )
             )
-        if not _UUID.match(obj["event_id"]):
+        if not _UUID.fullmatch(obj["event_id"]):
             out.append(Rejection("invalid_uuid", "event_id", f"'event_id' {obj['event_id']!r} is not a UUID"))
         ts = obj["timestamp_ms"]
         if ts > now_ms + self.rules.max_clock_skew_ms:

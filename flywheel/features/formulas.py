@@ -376,13 +376,19 @@ def finalize_content(
     }
 
 
-def snapshot_buckets(first_bucket: int, last_bucket: int, cutoff_ms: int, long_window_days: int) -> range:
+def snapshot_buckets(active_buckets: Iterable[int], cutoff_ms: int, long_window_days: int) -> list[int]:
     """Day buckets at whose end an entity gets a feature row.
 
-    From its first active day until its long window has emptied, stopping at the cutoff's day.
+    Every active day and the days after it until its long window has emptied, stopping at the
+    cutoff's day. An idle stretch longer than the long window gets no rows: the last row before it
+    already holds the emptied windows, which stay the values as of any later time (so years of
+    historical data cost rows in proportion to the active days, not to the span).
     """
-    stop = min(last_bucket + long_window_days, bucket_of(cutoff_ms - 1))
-    return range(first_bucket, stop + 1)
+    stop = bucket_of(cutoff_ms - 1)
+    out: set[int] = set()
+    for bucket in set(active_buckets):
+        out.update(range(bucket, min(bucket + long_window_days, stop) + 1))
+    return sorted(out)
 
 
 def entity_snapshot_buckets(
@@ -399,7 +405,7 @@ def entity_snapshot_buckets(
     buckets = sorted(set(active_buckets))
     out = [origin_bucket - 1] if known else []
     if buckets:
-        out.extend(snapshot_buckets(buckets[0], buckets[-1], cutoff_ms, long_window_days))
+        out.extend(snapshot_buckets(buckets, cutoff_ms, long_window_days))
     elif known:
         out.append(bucket_of(cutoff_ms - 1))
     return out

@@ -25,7 +25,7 @@ import numpy as np
 
 from flywheel.features import formulas as f
 from flywheel.features.cross import CROSS_FEATURES, cross_matrix, unit_rows
-from flywheel.features.store import CONTENT_VIEW, USER_VIEW, offline_paths
+from flywheel.features.store import CONTENT_VIEW, USER_VIEW, append_offline
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,11 +196,21 @@ class OnlineFeatureReader:
             self._install(sorted(current.items()))
 
     def push_content(self, frame: pd.DataFrame) -> None:
-        """Push content rows to Feast (online and offline) and patch the in-memory matrix."""
+        """Push content rows to Feast online, append them to the view's offline table (the point-in-time
+        joins read them back) and patch the in-memory matrix.
+
+        Offline rows go through :func:`flywheel.features.store.append_offline`, as the streaming
+        sink's do: Feast's own offline push breaks the table's list columns for the next push.
+        """
+        from pathlib import Path
+
         from feast.data_source import PushMode
 
-        with offline_paths(self.store):
-            self.store.push("content_features_push", frame, to=PushMode.ONLINE_AND_OFFLINE)
+        frame = frame.reset_index(drop=True)
+        self.store.push("content_features_push", frame, to=PushMode.ONLINE)
+        source = Path(getattr(self._content_view.batch_source, "path", ""))
+        path = source if source.is_absolute() else Path(self.store.config.repo_path or ".") / source
+        append_offline(path, frame, "content_id", f.CONTENT_FEATURES)
         self.update_content(frame.to_dict("records"))
 
     @property

@@ -172,8 +172,11 @@ def _snapshot_grid(
     from pyspark.sql import functions as F
 
     last = f.bucket_of(cutoff_ms - 1)
-    spans = buckets.groupBy(key).agg(F.min("bucket").alias("first"), F.max("bucket").alias("last"))
-    grid = spans.select(key, F.explode(F.sequence("first", F.least(F.col("last") + long_days, F.lit(last)))).alias("d"))
+    spans = buckets.select(key).distinct()
+    active = buckets.select(key, "bucket").distinct()
+    grid = active.select(
+        key, F.explode(F.sequence("bucket", F.least(F.col("bucket") + long_days, F.lit(last)))).alias("d")
+    ).distinct()
     known_keys = known.select(key).distinct()
     seeds = known_keys.select(key, F.lit(origin_bucket - 1).cast("long").alias("d"))
     idle = known_keys.join(spans.select(key), key, "left_anti").select(key, F.lit(last).cast("long").alias("d"))

@@ -66,6 +66,41 @@ def write_offline_table(data: Any, path: Path) -> int:
     return table.num_rows
 
 
+def arrow_schema(entity: str, spec: tuple[tuple[str, str], ...]) -> Any:
+    """The parquet schema of a view's offline table (as the batch job writes it)."""
+    import pyarrow as pa
+
+    kinds = {
+        "float": pa.float64(), "int": pa.int64(), "string": pa.string(),
+        "float_list": pa.list_(pa.float64()), "string_list": pa.list_(pa.string()),
+    }
+    fields = [(entity, pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC"))]
+    return pa.schema(fields + [(name, kinds[kind]) for name, kind in spec])
+
+
+def append_offline(path: Path, frame: Any, entity: str, spec: tuple[tuple[str, str], ...]) -> int:
+    """Append rows to a view's offline parquet table (created when missing); returns its row count.
+
+    Feast 0.67's own offline push rewrites the parquet file with pyarrow's compliant list naming
+    (``list<element: ...>``), which its schema reader then rejects on the next push
+    (``KeyError: 'list<element: string>'``) for every list feature; rows are appended here instead,
+    keeping the ``list<item: ...>`` naming Feast maps to its array types. Used by the streaming
+    sink and by :meth:`flywheel.features.online.OnlineFeatureReader.push_content`.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = arrow_schema(entity, spec)
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    if path.exists():
+        table = pa.concat_tables([pq.read_table(path).select(schema.names).cast(schema), table])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, use_compliant_nested_type=False)
+    tmp.replace(path)
+    return table.num_rows
+
+
 def _env(cfg: FeaturesConfig, env: Mapping[str, str] | None) -> dict[str, str]:
     base = dict(os.environ if env is None else env)
     # the configured data folder wins: the batch sources resolve under it too

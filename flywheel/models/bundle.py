@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from flywheel.config.recommender import CandidatesConfig, EvaluationConfig
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
-from flywheel.models.dataset import content_snapshot, pair_frame, pair_rows
+from flywheel.models.contract import CONTENT_DENSE, USER_DENSE, USER_VECTOR
+from flywheel.models.dataset import INTEREST_LABELS, content_snapshot, pair_frame, pair_rows
 from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_catalog, fit_spec
-from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads, train_ranker
+from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads
+from flywheel.models.sources import ItemToItem
 from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users, pair_scores, train_two_tower
 
 
@@ -26,9 +29,26 @@ class ModelBundle:
     ranker: MultiTaskRanker
     retrieval_config: RetrievalConfig
     ranker_config: RankerConfig
+    candidates_config: CandidatesConfig = CandidatesConfig()
+    evaluation_config: EvaluationConfig = EvaluationConfig()
+    item_to_item: ItemToItem | None = None
+    """The EASE weights of the item-to-item source (None in bundles from before the sources)."""
+    state: pd.DataFrame | None = None
+    """The training interactions the sources and the top-K function read (histories, popularity,
+    latest user features, content snapshot): :data:`STATE_COLUMNS` of the training rows."""
+
+    def training_config(self) -> TrainingConfig:
+        """The parts of the training configuration the bundle was trained with."""
+        return TrainingConfig(
+            retrieval=self.retrieval_config,
+            ranker=self.ranker_config,
+            candidates=self.candidates_config,
+            evaluation=self.evaluation_config,
+        )
 
     def save(self, folder: str | Path) -> Path:
-        """Write the bundle to ``folder`` (spec.json, configs.json, retrieval.pt, ranker.pt)."""
+        """Write the bundle to ``folder`` (spec.json, configs.json, retrieval.pt, ranker.pt, and
+        item_to_item.npz + state.parquet when present)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.spec.save(folder / "spec.json")
@@ -37,12 +57,18 @@ class ModelBundle:
                 {
                     "retrieval": self.retrieval_config.model_dump(mode="json"),
                     "ranker": self.ranker_config.model_dump(mode="json"),
+                    "candidates": self.candidates_config.model_dump(mode="json"),
+                    "evaluation": self.evaluation_config.model_dump(mode="json"),
                 }
             ),
             encoding="utf-8",
         )
         torch.save(self.retrieval.state_dict(), folder / "retrieval.pt")
         torch.save(self.ranker.state_dict(), folder / "ranker.pt")
+        if self.item_to_item is not None:
+            self.item_to_item.save(folder / "item_to_item.npz")
+        if self.state is not None:
+            self.state.to_parquet(folder / "state.parquet")
         return folder
 
     @classmethod
@@ -59,7 +85,37 @@ class ModelBundle:
         ranker.load_state_dict(torch.load(folder / "ranker.pt", weights_only=True))
         retrieval.eval()
         ranker.eval()
-        return cls(spec, retrieval, ranker, rc, kc)
+        i2i = ItemToItem.load(folder / "item_to_item.npz") if (folder / "item_to_item.npz").exists() else None
+        state = pd.read_parquet(folder / "state.parquet") if (folder / "state.parquet").exists() else None
+        return cls(
+            spec,
+            retrieval,
+            ranker,
+            rc,
+            kc,
+            CandidatesConfig.model_validate(configs.get("candidates", {})),
+            EvaluationConfig.model_validate(configs.get("evaluation", {})),
+            i2i,
+            state,
+        )
+
+
+STATE_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "content_id",
+    "event_timestamp",
+    "device_type",
+    *INTEREST_LABELS,
+    *USER_DENSE,
+    USER_VECTOR,
+    *CONTENT_DENSE,
+)
+"""The training columns a bundle keeps for its top-K function."""
+
+
+def training_state(train: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`STATE_COLUMNS` of the training rows."""
+    return train[[c for c in STATE_COLUMNS if c in train.columns]].reset_index(drop=True)
 
 
 def fit_feature_spec(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> FeatureSpec:
@@ -81,14 +137,17 @@ def with_retrieval_score(bundle: ModelBundle, frame: pd.DataFrame, catalog: pd.D
 
 
 def train_bundle(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> ModelBundle:
-    """Fit the spec, train retrieval and ranker on ``train`` (prepared, with ``history``)."""
+    """Fit the spec, train retrieval, the item-to-item source and the ranker on ``train``
+    (prepared, with ``history``): the same steps as the training pipeline, in one call."""
+    from flywheel.models.stack import train_stacked_ranker, with_sources
+
     spec = fit_feature_spec(train, catalog, config)
     cat = encode_catalog(catalog, spec)
     retrieval = train_two_tower(train, cat, spec, config.retrieval, seed=config.seed)
     if config.ranker.use_retrieval_score:
         train = train.assign(retrieval_score=pair_scores(retrieval, train, spec, cat))
-    ranker = train_ranker(train, catalog, spec, config.ranker, seed=config.seed)
-    return ModelBundle(spec, retrieval, ranker, config.retrieval, config.ranker)
+    ranker, _ = train_stacked_ranker(train, catalog, spec, retrieval, config)
+    return with_sources(ModelBundle(spec, retrieval, ranker, config.retrieval, config.ranker), train, catalog, config)
 
 
 def two_stage_score(ranker_score: np.ndarray, retrieval_logit: np.ndarray, *, blend: float) -> np.ndarray:

@@ -103,6 +103,12 @@ CONTENT_DENSE = (
 )
 CROSS_DENSE = ("user_x_content_genre_overlap",)
 USER_VECTOR = "user_genre_affinity_vector"
+SOURCES: tuple[str, ...] = ("two_tower", "item_to_item", "popular_now", "new_releases")
+"""The candidate sources merged before the ranker (:mod:`flywheel.models.stack`)."""
+SOURCE_DENSE: tuple[str, ...] = tuple(f"source_{s}_{f}" for s in SOURCES for f in ("rank", "z", "in"))
+"""The ranker's features from the sources, per source: 1 / log2(2 + rank) of the title in the
+source's ordering of the whole catalog, its score standardised over the catalog (clipped to
+[-5, 10]), and 1 when the source proposed it. Bounded by construction: never rescaled."""
 
 TRAINING_SET = Contract(
     "training set",

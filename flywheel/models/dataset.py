@@ -8,10 +8,88 @@ import numpy as np
 import pandas as pd
 
 from flywheel.config.features import DEFAULT_GENRES
+from flywheel.config.recommender import EvaluationConfig
 from flywheel.models.contract import CATALOG, CONTENT_DENSE, TRAINING_SET, USER_DENSE, USER_VECTOR
 from flywheel.models.encoding import add_history, genre_multi_hot
 
 USER_COLUMNS = ("user_id", "device_type", *USER_DENSE, USER_VECTOR, "history")
+INTEREST_LABELS: tuple[str, ...] = ("click", "watch_50", "complete", "like", "add_to_list")
+"""Labels that each signal interest in a title: a play or click, a watch past half, a completion, a
+like (an imported rating at or above the import's like threshold writes one), an add to list."""
+
+
+class SplitError(ValueError):
+    """A window cannot be split for evaluation as configured; the message says why and what to change."""
+
+
+def logs_impressions(frame: pd.DataFrame) -> bool:
+    """True when the window logs impressions (some example was shown and not clicked); an imported
+    window has one example per interaction, every one a click."""
+    return bool(len(frame)) and bool((frame["click"] <= 0).any())
+
+
+def relevance_label(frame: pd.DataFrame, config: EvaluationConfig) -> str:
+    """The relevance rule in force for ``frame``: ``any``, ``like`` or ``watch_50`` (``auto`` resolved)."""
+    if config.relevance != "auto":
+        return config.relevance
+    return "watch_50" if logs_impressions(frame) and bool((frame["watch_50"] > 0).any()) else "any"
+
+
+def is_relevant(frame: pd.DataFrame, relevance: str) -> np.ndarray:
+    """Boolean mask of the rows whose item is relevant under ``relevance`` (``any``, ``like``, ``watch_50``)."""
+    if relevance == "any":
+        return (frame[list(INTEREST_LABELS)].to_numpy(dtype=float) > 0).any(axis=1)
+    return frame[relevance].to_numpy(dtype=float) > 0
+
+
+def per_user_split(frame: pd.DataFrame, holdout: int) -> TimeSplit:
+    """Each user's last ``holdout`` interactions (rows with an interest label) and every row from
+    the first of them on are the holdout; users with fewer than ``2 x holdout`` interactions stay
+    in training. ``cutoff`` is the earliest held-out time.
+
+    Raises:
+        SplitError: No user has enough interactions.
+    """
+    frame = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    interest = frame[(frame[list(INTEREST_LABELS)].to_numpy(dtype=float) > 0).any(axis=1)]
+    counts = interest.groupby("user_id")["event_timestamp"].size()
+    eligible = counts[counts >= 2 * holdout].index
+    if len(eligible) == 0:
+        raise SplitError(
+            f"per-user split: no user has the {2 * holdout} interactions needed to hold out {holdout} "
+            f"(most has {int(counts.max()) if len(counts) else 0}); lower evaluation.per_user_holdout"
+        )
+    tail = interest[interest["user_id"].isin(eligible)].groupby("user_id").tail(holdout)
+    start = tail.groupby("user_id")["event_timestamp"].min()
+    first = frame["user_id"].map(start)
+    held = first.notna().to_numpy() & (frame["event_timestamp"] >= first).to_numpy()
+    return TimeSplit(frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True), pd.Timestamp(start.min()))
+
+
+def split_window(frame: pd.DataFrame, holdout_fraction: float, config: EvaluationConfig) -> TimeSplit:
+    """Split ``frame`` as ``config.split`` says and check the holdout can be scored.
+
+    Raises:
+        SplitError: A side is empty, or fewer than ``config.min_holdout_users`` users have a
+            relevant held-out item (the message gives the numbers instead of NaN metrics later).
+    """
+    if config.split == "per_user":
+        split = per_user_split(frame, config.per_user_holdout)
+    else:
+        try:
+            split = time_split(frame, holdout_fraction)
+        except ValueError as exc:
+            raise SplitError(str(exc)) from exc
+    relevance = relevance_label(frame, config)
+    users = split.holdout.loc[is_relevant(split.holdout, relevance), "user_id"].nunique()
+    if users < config.min_holdout_users:
+        raise SplitError(
+            f"the {config.split} split leaves {users} user(s) with a relevant held-out item (relevance "
+            f"{relevance!r}) out of {split.holdout['user_id'].nunique()} in the holdout; evaluation needs "
+            f"{config.min_holdout_users} (evaluation.min_holdout_users): use a longer window, "
+            "evaluation.split per_user, or a broader evaluation.relevance"
+        )
+    return split
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, USER_DENSE, USER_VECTOR
+from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, SOURCE_DENSE, USER_DENSE, USER_VECTOR
 
 _WORD = re.compile(r"[a-z0-9]+")
 LOG_SCALED = frozenset({"content_total_plays_7d", "user_total_watch_hours_7d", "content_release_recency_days"})
@@ -81,6 +81,9 @@ def _index(vocab: tuple[str, ...], values: pd.Series | np.ndarray) -> np.ndarray
 def _dense_raw(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
     cols = []
     for name in names:
+        if name not in frame.columns and name.startswith("source_"):
+            cols.append(np.zeros(len(frame)))  # a frame not built by the candidate sources
+            continue
         x = frame[name].to_numpy(dtype=float)
         cols.append(np.log1p(np.clip(x, 0, None)) if name in LOG_SCALED else x)
     return np.nan_to_num(np.stack(cols, axis=1), nan=0.0) if cols else np.zeros((len(frame), 0))
@@ -100,8 +103,9 @@ def fit_spec(
     With ``user_ids`` False the user vocabulary is empty: every user gets the unknown id, and the
     models describe users by their features and watch history only.
     """
-    names = USER_DENSE + CONTENT_DENSE + CROSS_DENSE
+    names = USER_DENSE + CONTENT_DENSE + CROSS_DENSE + SOURCE_DENSE
     raw = _dense_raw(train, names)
+    raw[:, [names.index(n) for n in SOURCE_DENSE]] = 0.0  # bounded by construction: mean 0, std 1
     std = raw.std(0)
     vector_dim = len(np.asarray(train[USER_VECTOR].iloc[0])) if len(train) else 0
     return FeatureSpec(
@@ -172,18 +176,22 @@ def watch_history(
     times: np.ndarray,
     *,
     length: int,
-    label: str = "watch_50",
+    labels: tuple[str, ...] = ("click", "watch_50", "complete", "like", "add_to_list"),
 ) -> list[list[str]]:
-    """The last ``length`` items each user engaged with (``label`` = 1) strictly before a time.
+    """The last ``length`` items each user showed interest in strictly before a time.
 
     Args:
-        frame: Logged impressions (user_id, content_id, event_timestamp, label).
+        frame: Logged examples (user_id, content_id, event_timestamp and the labels).
         users: The query users.
         times: The query times (same length as ``users``).
-        length: Items kept, most recent first.
-        label: The label that counts as a watch.
+        length: Items kept, most recent first (an item engaged with twice appears twice).
+        labels: The labels that signal interest (any of them set): every interest signal by
+            default - plays and clicks, watches past half, completions, likes (imported ratings
+            at or above the like threshold), adds to list.
     """
-    pos = frame.loc[frame[label] > 0, ["user_id", "content_id", "event_timestamp"]]
+    present = [c for c in labels if c in frame.columns]
+    interest = (frame[present].to_numpy(dtype=float) > 0).any(axis=1)
+    pos = frame.loc[interest, ["user_id", "content_id", "event_timestamp"]]
     pos = pos.sort_values("event_timestamp", kind="stable")
     by_user = {
         u: (g["event_timestamp"].to_numpy(), g["content_id"].astype(str).to_numpy())

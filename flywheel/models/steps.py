@@ -15,9 +15,9 @@ import torch
 from flywheel.config.training import TrainingConfig
 from flywheel.models.bundle import ModelBundle, fit_feature_spec
 from flywheel.models.contract import ContractError, adapt_feature_platform, utc_time
-from flywheel.models.dataset import prepare_window, time_split
+from flywheel.models.dataset import prepare_window, split_window
 from flywheel.models.encoding import FeatureSpec, encode_catalog
-from flywheel.models.ranker import build_ranker, train_ranker
+from flywheel.models.ranker import build_ranker
 from flywheel.models.two_tower import TwoTower, pair_scores, train_two_tower
 
 
@@ -50,7 +50,7 @@ def build_training_set(
     holdout_path: str | Path,
     spec_path: str | Path,
 ) -> dict[str, Any]:
-    """Check the window, add watch histories, split by time, fit the feature spec.
+    """Check the window, add interest histories, split (``config.evaluation``), fit the feature spec.
 
     Returns:
         Row counts and the window bounds (``start``, ``cutoff``, ``end``).
@@ -58,11 +58,12 @@ def build_training_set(
     Raises:
         DataError: The window or the catalog cannot be read.
         ContractError: A required column is missing (named in the message).
+        SplitError: The split leaves too few users to evaluate (the message gives the numbers).
     """
     window, _ = adapt_feature_platform(read_table(window_uri, "training window"))
     catalog = read_table(catalog_uri, "catalog")
     prepared = prepare_window(window, catalog, history_length=config.retrieval.history_length)
-    split = time_split(prepared, config.holdout_fraction)
+    split = split_window(prepared, config.holdout_fraction, config.evaluation)
     split.train.to_parquet(train_path)
     split.holdout.to_parquet(holdout_path)
     fit_feature_spec(split.train, catalog, config).save(spec_path)
@@ -97,18 +98,21 @@ def train_ranker_step(
     config: TrainingConfig,
     model_path: str | Path,
 ) -> dict[str, Any]:
-    """Train the multi-task ranker (on the two-tower scores too) and save it to ``model_path``."""
+    """Train the multi-task ranker on the candidate sources' candidates and save it to ``model_path``
+    (:func:`flywheel.models.stack.train_stacked_ranker`)."""
+    from flywheel.models.stack import train_stacked_ranker
+
     train = pd.read_parquet(train_path)
     spec = FeatureSpec.load(spec_path)
     catalog = read_table(catalog_uri, "catalog")
+    retrieval = TwoTower(spec, config.retrieval)
+    retrieval.load_state_dict(torch.load(retrieval_path, weights_only=True))
+    retrieval.eval()
     if config.ranker.use_retrieval_score:
-        retrieval = TwoTower(spec, config.retrieval)
-        retrieval.load_state_dict(torch.load(retrieval_path, weights_only=True))
-        retrieval.eval()
         train = train.assign(retrieval_score=pair_scores(retrieval, train, spec, encode_catalog(catalog, spec)))
-    model = train_ranker(train, catalog, spec, config.ranker, seed=config.seed)
+    model, info = train_stacked_ranker(train, catalog, spec, retrieval, config)
     torch.save(model.state_dict(), model_path)
-    return {"impressions": len(train)}
+    return {"impressions": len(train), **info}
 
 
 def assemble_bundle(

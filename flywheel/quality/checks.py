@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import median
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,8 @@ VALUE_RANGES: dict[str, tuple[float | None, float | None]] = {
     "content_play_to_impression_ratio": (0.0, None),
     "user_x_content_genre_overlap": (-1.0, 1.0),
 }
+Purpose = Literal["training", "retraining"]
+"""Why a window is checked: a (first) training, or a retraining of a running champion."""
 DRIFT_COLUMNS = USER_DENSE + CONTENT_DENSE + CROSS_DENSE + ("device_type", "click", "position")
 
 
@@ -48,6 +51,8 @@ class Check:
     passed: bool
     detail: str
     value: float | None = None
+    warning: bool = False
+    """True when the check found a problem that does not stop the pipeline (it passed as a warning)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,11 @@ class QualityReport:
         return all(c.passed for c in self.checks)
 
     @property
+    def warnings(self) -> tuple[Check, ...]:
+        """The checks that passed with a warning."""
+        return tuple(c for c in self.checks if c.warning)
+
+    @property
     def failures(self) -> tuple[Check, ...]:
         """The failed checks."""
         return tuple(c for c in self.checks if not c.passed)
@@ -71,7 +81,8 @@ class QualityReport:
     def summary(self) -> str:
         """One line naming the failed checks (or saying all passed)."""
         if self.passed:
-            return f"data-quality gate passed ({len(self.checks)} checks, {self.rows} rows)"
+            warned = "".join(f"; WARNING {c.name}: {c.detail}" for c in self.warnings)
+            return f"data-quality gate passed ({len(self.checks)} checks, {self.rows} rows){warned}"
         return "data-quality gate FAILED: " + "; ".join(f"{c.name}: {c.detail}" for c in self.failures)
 
     def to_dict(self) -> dict[str, object]:
@@ -82,7 +93,10 @@ class QualityReport:
         """A Markdown table of the checks."""
         lines = ["# Data-quality gate", "", f"**{'PASSED' if self.passed else 'FAILED'}** - {self.rows} rows", ""]
         lines += ["| check | result | detail |", "|---|---|---|"]
-        lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.detail} |" for c in self.checks]
+        lines += [
+            f"| {c.name} | {'FAIL' if not c.passed else 'warn' if c.warning else 'pass'} | {c.detail} |"
+            for c in self.checks
+        ]
         return "\n".join(lines) + "\n"
 
     def write(self, folder: str | Path) -> Path:
@@ -250,6 +264,16 @@ def check_distribution(
     return Check("distribution", ok, detail, share)
 
 
+def drift_for_purpose(check: Check, purpose: Purpose, retraining_drift: str) -> Check:
+    """The distribution check as the run's purpose reads it: in a retraining with
+    ``retraining_drift="warn"``, drift beyond the limit passes as a warning (the drift is why the
+    run happens); anything else is unchanged. Broken-data checks never go through here."""
+    if check.passed or purpose != "retraining" or retraining_drift != "warn":
+        return check
+    detail = f"{check.detail} -- expected in a retraining run: recorded, not blocking"
+    return Check(check.name, True, detail, check.value, warning=True)
+
+
 def run_quality_gate(
     frame: pd.DataFrame,
     *,
@@ -258,6 +282,7 @@ def run_quality_gate(
     reference: pd.DataFrame | None = None,
     history: Sequence[float] = (),
     html_path: str | Path | None = None,
+    purpose: Purpose = "training",
 ) -> QualityReport:
     """Run every check on a training window.
 
@@ -268,6 +293,8 @@ def run_quality_gate(
         reference: The reference window (the champion's training sample), if any.
         history: Row counts of past windows.
         html_path: Where to write the Evidently HTML report (not written when None).
+        purpose: ``training`` (drift beyond the limit fails) or ``retraining`` (drift is a warning
+            when ``config.retraining_drift`` is ``warn``; see :func:`drift_for_purpose`).
     """
     schema = check_schema(frame)
     checks = [schema]
@@ -291,14 +318,13 @@ def run_quality_gate(
     checks.append(check_value_ranges(frame, VALUE_RANGES))
     checks.append(check_duplicates(frame, KEY_COLUMNS, max_rate=config.max_duplicate_rate))
     if schema.passed and len(frame):
-        checks.append(
-            check_distribution(
-                frame,
-                reference,
-                DRIFT_COLUMNS,
-                max_drift_share=config.max_drift_share,
-                sample_rows=config.drift_sample_rows,
-                html_path=html_path,
-            )
+        drift = check_distribution(
+            frame,
+            reference,
+            DRIFT_COLUMNS,
+            max_drift_share=config.max_drift_share,
+            sample_rows=config.drift_sample_rows,
+            html_path=html_path,
         )
+        checks.append(drift_for_purpose(drift, purpose, config.retraining_drift))
     return QualityReport(checks=tuple(checks), rows=len(frame))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from flywheel.config.training import TrainingConfig
 from flywheel.models.contract import CATALOG, adapt_feature_platform, utc_time
-from flywheel.quality.checks import Check, QualityReport, check_schema, run_quality_gate
+from flywheel.quality.checks import Check, Purpose, QualityReport, check_schema, run_quality_gate
 
 
 def _reference_and_history(config: TrainingConfig) -> tuple[pd.DataFrame | None, list[float]]:
@@ -48,6 +48,7 @@ def validate_window(
     window_end: str = "",
     window_info: str = "",
     use_registry: bool = True,
+    purpose: Purpose = "training",
 ) -> QualityReport:
     """Run the data-quality gate on a window and write its report (JSON, Markdown, Evidently HTML).
 
@@ -55,6 +56,8 @@ def validate_window(
     with a check saying so; nothing raises for bad data. ``window_end`` (ISO time) is what the
     freshness check measures the newest row against; when empty, the newest event the feature
     platform saw (``events_end`` of ``window_info``, the fetch step's JSON), else no check.
+    ``purpose`` is ``retraining`` in the retraining pipeline: drift is then a warning (see
+    :func:`flywheel.quality.checks.drift_for_purpose`).
     """
     from flywheel.models.steps import DataError, read_table
 
@@ -75,6 +78,7 @@ def validate_window(
         history=history,
         window_end=utc_time(freshness_reference(window_end, window_info)),
         html_path=report_dir / "drift.html",
+        purpose=purpose,
     )
     catalog_check = check_schema(catalog, CATALOG)
     report = QualityReport(

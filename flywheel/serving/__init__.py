@@ -1,1 +1,4 @@
-"""Serving rules: canary routing, the prediction log, the rollout analysis (no server code here)."""
+"""Serving: the recommend path (features, retrieval, ranking, rules), routing and the prediction log.
+
+The KServe model server in ``serving/`` only wires these modules.
+"""

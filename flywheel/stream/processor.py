@@ -103,8 +103,13 @@ def process_record(
         assert watermark is not None
         source = records.Coordinates(record.topic, record.partition, record.offset)
         late = records.late_event(
-            record.value, event_id=event["event_id"], user_id=user_id, ts_ms=ts,
-            watermark_ms=watermark, source=source, received_ms=record.timestamp_ms,
+            record.value,
+            event_id=event["event_id"],
+            user_id=user_id,
+            ts_ms=ts,
+            watermark_ms=watermark,
+            source=source,
+            received_ms=record.timestamp_ms,
         )
         counts.late += 1
         out.append(("late", record.key, records.encode(late), (record.topic, record.partition, record.offset)))

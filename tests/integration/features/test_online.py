@@ -157,3 +157,36 @@ def test_refresh_follows_materialization_and_freshness_is_reported(tmp_path: Pat
     assert report[USER_VIEW].age_seconds == pytest.approx(3 * 3600)
     assert not report[USER_VIEW].stale
     assert report[CONTENT_VIEW].materialized_until is not None
+
+
+def test_pushing_list_features_twice_reads_both_back_offline(tmp_path: Path) -> None:
+    """push_content writes offline too: two pushes of a title (list-valued genre columns included)
+    are both read back as of their times by the point-in-time join the skew job uses."""
+    from flywheel.features.store import offline_paths
+
+    store, _ = _store(tmp_path)
+    reader = OnlineFeatureReader(store, vocab=VOCAB)
+    reader.refresh(["c000002"])
+    _, contents = _tables()
+    for minutes_ago, plays, genres in ((20, 500, ["drama"]), (10, 700, ["crime", "opera"])):
+        row = contents.loc[contents["content_id"].eq("c000002")].copy()
+        row["content_total_plays_7d"] = plays
+        row["content_genre_tags"] = [genres]
+        row["content_genre_vector"] = [f.genre_multi_hot(genres, VOCAB)]
+        row["event_timestamp"] = pd.Timestamp(NOW - timedelta(minutes=minutes_ago))
+        reader.push_content(row)
+    entity_df = pd.DataFrame(
+        {
+            "content_id": ["c000002"] * 3,
+            "event_timestamp": [pd.Timestamp(NOW - timedelta(minutes=m)) for m in (60, 15, 5)],
+        }
+    )
+    with offline_paths(store):
+        offline = store.get_historical_features(
+            entity_df=entity_df,
+            features=[f"{CONTENT_VIEW}:content_total_plays_7d", f"{CONTENT_VIEW}:content_genre_tags"],
+        ).to_df()
+    offline = offline.sort_values("event_timestamp").reset_index(drop=True)
+    assert list(offline["content_total_plays_7d"]) == [20, 500, 700]  # before, after the 1st, after the 2nd
+    original = list(contents.loc[contents["content_id"].eq("c000002"), "content_genre_tags"].iloc[0])
+    assert [list(v) for v in offline["content_genre_tags"]] == [original, ["drama"], ["crime", "opera"]]

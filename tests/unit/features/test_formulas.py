@@ -154,7 +154,15 @@ def test_cosine_and_vectors() -> None:
 
 
 def test_snapshot_buckets_stop_at_the_cutoff() -> None:
-    assert f.snapshot_buckets(10, 12, cutoff_ms=14 * D + 5, long_window_days=30) == range(10, 15)
+    assert f.snapshot_buckets([10, 12], cutoff_ms=14 * D + 5, long_window_days=30) == list(range(10, 15))
+
+
+def test_snapshot_buckets_skip_idle_stretches_longer_than_the_long_window() -> None:
+    # active on days 10 and 100, long window 30: rows on 10..40 and 100..130, none in between
+    assert f.snapshot_buckets([100, 10], cutoff_ms=1000 * D, long_window_days=30) == [
+        *range(10, 41),
+        *range(100, 131),
+    ]
     assert f.snapshot_time_ms(14, 14 * D + 5) == 14 * D + 5
     assert f.snapshot_time_ms(13, 14 * D + 5) == 14 * D
 

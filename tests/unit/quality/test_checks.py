@@ -102,3 +102,36 @@ def test_distribution_drift_against_reference(window: pd.DataFrame) -> None:
     report = run_quality_gate(shifted, config=QualityConfig(min_rows=100, max_drift_share=0.3), reference=window)
     drift = next(c for c in report.checks if c.name == "distribution")
     assert not drift.passed and drift.value is not None and drift.value > 0.3
+
+
+def _shifted(window: pd.DataFrame) -> pd.DataFrame:
+    shifted = window.copy()
+    for col in ("user_total_watch_hours_7d", "content_total_plays_7d", "position", "content_play_to_impression_ratio"):
+        shifted[col] = shifted[col] * 5 + 3
+    return shifted
+
+
+def test_drift_stops_a_training_but_is_a_warning_in_a_retraining(window: pd.DataFrame) -> None:
+    config = QualityConfig(min_rows=100, max_drift_share=0.2)
+    training = run_quality_gate(_shifted(window), config=config, reference=window)
+    retraining = run_quality_gate(_shifted(window), config=config, reference=window, purpose="retraining")
+    assert [c.name for c in training.failures] == ["distribution"]
+    assert retraining.passed
+    assert [c.name for c in retraining.warnings] == ["distribution"]
+    assert "WARNING distribution" in retraining.summary()
+    blocking = run_quality_gate(
+        _shifted(window),
+        config=QualityConfig(min_rows=100, max_drift_share=0.2, retraining_drift="block"),
+        reference=window,
+        purpose="retraining",
+    )
+    assert [c.name for c in blocking.failures] == ["distribution"]
+
+
+def test_broken_data_still_stops_a_retraining(window: pd.DataFrame) -> None:
+    broken = _shifted(window)
+    broken.loc[broken.index[:50], "user_skip_rate_7d"] = None
+    report = run_quality_gate(
+        broken, config=QualityConfig(min_rows=100, max_drift_share=0.2), reference=window, purpose="retraining"
+    )
+    assert [c.name for c in report.failures] == ["null_rates"]

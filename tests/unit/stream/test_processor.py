@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import base64
+import zlib
 
 import orjson
 
 from flywheel.events.validation import EventValidator
 from flywheel.features import formulas as f
 from flywheel.stream.features import FeatureContext
-from flywheel.stream.processor import PartitionState, StreamRules, emit_users, process_record
+from flywheel.stream.processor import (
+    PartitionState,
+    StreamRules,
+    emit_users,
+    process_batch,
+    process_record,
+    shard_of,
+)
 from flywheel.stream.records import raw_payload
 from tests.unit.stream.events import MIN, T0, event, record
 
@@ -90,3 +98,32 @@ def test_duplicates_late_events_and_reconciliation() -> None:
     assert row["user_plays_1h"] == 1
     assert row["user_avg_session_length_30d"] == 6 * 60.0  # 55 -> 61 min, the open session
     assert emit_users(state, CTX) == []  # nothing changed since
+
+
+def test_an_event_id_with_a_trailing_newline_is_dead_lettered() -> None:
+    good = event("impression", T0, event_id="0b6f1f7e-6d0c-4a53-9d1e-2f1a3c4b5d6e")
+    newline = {**good, "event_id": good["event_id"] + "\n", "timestamp_ms": T0 + 1}
+    state, out = _run([record(good, 0), record(newline, 1)])
+    assert [item[0] for item in out] == ["content", "dlq"]
+    assert orjson.loads(out[1][2])["code"] == "invalid_uuid"
+    assert state.counts.processed == 1 and state.counts.dlq == {"invalid_uuid": 1}
+
+
+def test_a_batch_groups_title_updates_by_shard_and_keeps_sink_items_in_order() -> None:
+    events = [event("impression", T0 + i, content=f"c{i % 5}") for i in range(20)]
+    broken = [record(b"not json", 20), record(b"{", 21)]
+    state = PartitionState.empty(RULES)
+    routed = process_batch(
+        state, [record(e, i) for i, e in enumerate(events)] + broken,
+        validator=EventValidator(), rules=RULES, ctx=CTX, shards=3,
+    )
+    assert state.counts.processed == 20
+    assert sorted(routed.contents) == sorted({shard_of(f"c{i}", 3) for i in range(5)})
+    for shard, updates in routed.contents.items():
+        assert all(shard_of(content_id, 3) == shard for content_id, *_ in updates)
+        assert [ts for _, ts, _, _ in updates] == sorted(ts for _, ts, _, _ in updates)  # partition order kept
+    assert sum(len(u) for u in routed.contents.values()) == 20
+    assert [coords for _, _, coords in routed.dlq] == [("events", 0, 20), ("events", 0, 21)]
+    assert all(type(coords) is tuple for _, _, coords in routed.dlq)  # a built-in tuple crosses workers
+    assert routed.late == []
+    assert shard_of("c1", 64) == zlib.crc32(b"c1") % 64

@@ -1,0 +1,60 @@
+"""Configuration of the evaluation protocol and of the candidate sources (owned by flywheel.models)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from flywheel.config.base import Section
+
+
+class EvaluationConfig(Section):
+    """How a window is split and what counts as relevant, for any data source."""
+
+    split: Literal["time_cut", "per_user"] = "time_cut"
+    """`time_cut`: one global cut, the latest ``holdout_fraction`` of the window's time span is the
+    holdout (what production sees: train on the past, serve the future); `per_user`: each user's
+    last ``per_user_holdout`` interactions are the holdout (the usual protocol of offline
+    recommender benchmarks; users with fewer than twice as many stay in training only)."""
+    per_user_holdout: int = Field(default=5, ge=1)
+    """Interactions per user held out by the `per_user` split."""
+    relevance: Literal["auto", "any", "like", "watch_50"] = "auto"
+    """What makes a held-out item relevant: `any` interaction (a play, click, like, add to list),
+    `like` (a like; an import writes one for a rating at or above its ``--like-threshold``),
+    `watch_50` (watched past half); `auto` is `watch_50` where the window logs impressions and
+    watch times, else `any`."""
+    min_holdout_users: int = Field(default=10, ge=1)
+    """A holdout with fewer users that have a relevant item is an error naming the numbers (not NaN)."""
+    exclude_seen: bool = True
+    """The top-K function leaves out what a user interacted with in training (a catalog of
+    films rarely sees a second play; set false for music, where repeats are the norm)."""
+
+
+class CandidatesConfig(Section):
+    """The candidate sources merged before the ranker, and how the ranker is trained on them."""
+
+    two_tower: int = Field(default=100, ge=0)
+    """Candidates from the two-tower retrieval (0: off)."""
+    item_to_item: int = Field(default=100, ge=0)
+    """Candidates from the item-to-item model (EASE, closed form) over the user's history (0: off)."""
+    popular_now: int = Field(default=50, ge=0)
+    """Candidates among the most played titles of the last ``popular_days`` (0: off)."""
+    new_releases: int = Field(default=20, ge=0)
+    """Candidates among the titles released in the last ``new_release_days``, most played first (0: off)."""
+    ease_lambda: float = Field(default=200.0, gt=0)
+    """L2 weight of EASE (Steck 2019); larger for sparser data."""
+    ease_min_support: int = Field(default=2, ge=1)
+    """Titles with fewer training interactions are left out of the EASE item-item matrix."""
+    ease_max_items: int = Field(default=8000, ge=10)
+    """Most titles in the EASE matrix (the most interacted); it is dense, items x items float32."""
+    popular_days: float = Field(default=30.0, gt=0)
+    """Window of the popular-now source and the ``content_total_plays`` ranker feature."""
+    new_release_days: float = Field(default=180.0, gt=0)
+    """A title released within this many days before the query is a new release."""
+    negatives_per_user: int = Field(default=60, ge=1)
+    """Retrieved candidates without engagement kept per user for the ranker (sampled uniformly;
+    the heads' bias is corrected by log(sampling rate) so the probabilities stay calibrated)."""
+    user_id_choices: tuple[bool, ...] = (False, True)
+    """Per-user id embeddings in the two-tower: each choice is trained and validated on the
+    ranker's label interactions, and the better (NDCG@10) kept; one value fixes it."""

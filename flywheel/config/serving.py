@@ -1,0 +1,102 @@
+"""Configuration of the model server (owned by flywheel.serving and serving/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from flywheel.config.base import Section
+
+
+class RulesConfig(Section):
+    """The business rules applied to the ranked list before it is returned."""
+
+    max_per_genre: int = Field(default=3, ge=1)
+    """Titles of one primary genre allowed in the top K (new releases are exempt)."""
+    max_per_creator: int = Field(default=2, ge=1)
+    """Titles of one creator allowed in the top K (new releases are exempt)."""
+    new_release_days: float = Field(default=14.0, ge=0)
+    """A title released this many days ago or less is a new release: always a candidate, never capped."""
+    new_release_candidates: int = Field(default=20, ge=0)
+    """New releases (best by the towers) added to the retrieved candidates of every request."""
+
+
+class TritonConfig(Section):
+    """The Triton predictor that ranks the candidates (KServe's predictor_host)."""
+
+    url: str | None = None
+    """host:port of a Triton HTTP endpoint serving the ranker; None ranks in-process."""
+    model_name: str = "ranker"
+    """Name of the ranker model in the Triton model repository."""
+    timeout_s: float = Field(default=1.0, gt=0)
+    """Time allowed for one ranking call; on timeout or error the server ranks in-process (degraded)."""
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    """HTTP port of the local tritonserver that `flywheel serve --triton` starts (0: a free port)."""
+    grpc_port: int = Field(default=8001, ge=0, le=65535)
+    """gRPC port of the local tritonserver that `flywheel serve --triton` starts (0: a free port)."""
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+    """Time allowed for the local tritonserver to report the ranker ready."""
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class ServingConfig(Section):
+    """The KServe model server: ports, model, candidates, rules, rollout polling, prediction log."""
+
+    host: str = "127.0.0.1"
+    """Address the HTTP and gRPC servers bind (0.0.0.0 in a container)."""
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    """HTTP port: Open Inference Protocol v2, KServe v1, /metrics."""
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
+    """gRPC port (Open Inference Protocol v2); 0 disables gRPC."""
+    model_name: str = "recommender"
+    """Name of the served model in the inference protocol."""
+    feature_source: Literal["online", "none"] = "online"
+    """`online`: the feature platform's online store (Feast); `none`: default features (cold start for all)."""
+    bundle_dir: Path | None = None
+    """Serve this model bundle folder (spec, towers, ranker, catalog.parquet) instead of the registry."""
+    model_cache_dir: Path = Path(".flywheel/serving/models")
+    """Where registered versions are downloaded to."""
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    """How often the server reads the registry's aliases and rollout tags (reload on change)."""
+    default_k: int = Field(default=10, ge=1)
+    """Items returned when the request gives no k."""
+    max_k: int = Field(default=100, ge=1)
+    """Largest k a request may ask for (a larger one is a 400)."""
+    max_exclude: int = Field(default=1000, ge=0)
+    """Most titles a request may list in `exclude`."""
+    candidates: int = Field(default=300, ge=1)
+    """Titles retrieved by the two-tower index for the ranker."""
+    rules: RulesConfig = RulesConfig()
+    """The business rules."""
+    triton: TritonConfig = TritonConfig()
+    """The Triton ranker."""
+    rollout_schedule: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0)
+    """Canary fractions of the rollout stages, in order (rollout.stage indexes it)."""
+    shadow_workers: int = Field(default=1, ge=1)
+    """Threads answering shadow copies (never on the request path)."""
+    shadow_queue: int = Field(default=64, ge=1)
+    """Shadow copies waiting at most; beyond it copies are dropped and counted as shadow errors."""
+    prediction_log_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    """Share of requests written to the predictions topic (chosen by request id, so all variants agree)."""
+    prediction_log_flush_ms: float = Field(default=200.0, gt=0)
+    """Longest time a prediction record waits in the writer's buffer."""
+
+    @field_validator("bundle_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check(self) -> ServingConfig:
+        if self.default_k > self.max_k:
+            raise ValueError(f"default_k ({self.default_k}) is larger than max_k ({self.max_k})")
+        schedule = self.rollout_schedule
+        if not schedule or any(not 0 < f <= 1 for f in schedule) or list(schedule) != sorted(schedule):
+            raise ValueError(f"rollout_schedule must rise within (0, 1], got {list(schedule)}")
+        return self

@@ -1,0 +1,117 @@
+"""Candidate sources over the catalog: item-to-item (EASE), popular now, new releases.
+
+Each source scores every catalog title for a user (a dense row per user, in catalog order), so
+that the ranker can read any source's score of any (user, title) pair, and each source's top
+titles are its candidates. The two-tower retrieval is the fourth source
+(:mod:`flywheel.models.two_tower`); :mod:`flywheel.models.stack` merges them.
+
+EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019) is the closed-form
+item-item model: with the user x item interaction matrix X and G = X^T X + lambda I,
+P = G^-1, the weights are B = I - P / diag(P) (zero diagonal), and a user's scores are x_u B.
+It is a few lines of numpy (no maintained library installs with this project's pins) and one
+of the strongest baselines on public benchmarks; it is dense (items x items float32), so it is
+kept to the ``ease_max_items`` most interacted titles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+DAY_MS = 86_400_000
+
+
+def interaction_matrix(
+    users: np.ndarray, rows: np.ndarray, n_users: int, n_items: int, *, weights: np.ndarray | None = None
+) -> sparse.csr_matrix:
+    """The binary (or weighted, max-combined) user x item matrix of (user index, catalog row) pairs."""
+    data = np.ones(len(rows), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+    matrix = sparse.coo_matrix((data, (users, rows)), shape=(n_users, n_items)).tocsr()
+    matrix.sum_duplicates()
+    matrix.data = np.minimum(matrix.data, 1.0) if weights is None else matrix.data
+    return matrix
+
+
+@dataclass
+class ItemToItem:
+    """EASE weights over a subset of the catalog (``items``: catalog rows, ``weights``: [m, m])."""
+
+    items: np.ndarray
+    weights: np.ndarray
+    n_items: int
+
+    def scores(self, history: sparse.csr_matrix) -> np.ndarray:
+        """Scores [U, n_items] of every catalog title for users given as rows of ``history``
+        (binary, catalog columns); titles outside the EASE vocabulary score 0."""
+        sub = history[:, self.items]
+        out = np.zeros((history.shape[0], self.n_items), dtype=np.float32)
+        out[:, self.items] = np.asarray(sub @ self.weights, dtype=np.float32)
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write the weights (``.npz``)."""
+        np.savez_compressed(path, items=self.items, weights=self.weights, n_items=np.asarray(self.n_items))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemToItem:
+        """Read weights written by :meth:`save`."""
+        with np.load(path) as data:
+            return cls(data["items"], data["weights"], int(data["n_items"]))
+
+
+def fit_ease(matrix: sparse.csr_matrix, *, lam: float, min_support: int = 1, max_items: int = 8000) -> ItemToItem:
+    """Fit EASE on a binary user x item matrix.
+
+    Args:
+        matrix: [users, catalog items], 1 where the user showed interest.
+        lam: The L2 weight (the diagonal added to the Gram matrix).
+        min_support: Items with fewer interactions are left out.
+        max_items: At most this many items (the most interacted) are kept.
+
+    Raises:
+        ValueError: No item has enough interactions.
+    """
+    support = np.asarray(matrix.sum(axis=0)).ravel()
+    keep = np.flatnonzero(support >= min_support)
+    if len(keep) > max_items:
+        keep = np.sort(keep[np.argsort(-support[keep], kind="stable")[:max_items]])
+    if len(keep) == 0:
+        raise ValueError(f"item-to-item: no title has {min_support} interactions")
+    x = matrix[:, keep].astype(np.float64)
+    gram = np.asarray((x.T @ x).todense())
+    gram[np.diag_indices_from(gram)] += lam
+    precision = np.linalg.inv(gram)
+    weights = -precision / np.diag(precision)
+    weights[np.diag_indices_from(weights)] = 0.0
+    return ItemToItem(keep, weights.astype(np.float32), matrix.shape[1])
+
+
+def recent_counts(times_ms: np.ndarray, rows: np.ndarray, n_items: int, as_of_ms: int, days: float) -> np.ndarray:
+    """Interactions per catalog row in ``[as_of - days, as_of)`` (``times_ms`` sorted ascending)."""
+    lo = int(np.searchsorted(times_ms, as_of_ms - int(days * DAY_MS), side="left"))
+    hi = int(np.searchsorted(times_ms, as_of_ms, side="left"))
+    return np.bincount(rows[lo:hi], minlength=n_items).astype(np.float32)
+
+
+def release_age_days(release_ms: np.ndarray, as_of_ms: int) -> np.ndarray:
+    """Days since each title's release at ``as_of`` (NaN when unknown; negative: not yet released)."""
+    return (as_of_ms - release_ms.astype(float)) / DAY_MS
+
+
+def new_release_scores(age_days: np.ndarray, recent: np.ndarray, days: float) -> np.ndarray:
+    """The new-releases source: titles released within ``days`` (and not in the future), most played
+    recently first, then the newest; every other title scores -inf."""
+    fresh = (age_days >= 0) & (age_days <= days)
+    score = np.log1p(recent) + 1.0 - np.nan_to_num(age_days, nan=days) / (days + 1.0)
+    return np.where(fresh, score, -np.inf).astype(np.float32)
+
+
+def catalog_release_ms(catalog: pd.DataFrame) -> np.ndarray:
+    """Release times of the catalog's titles in ms (NaN when unknown), in catalog order."""
+    stamps = pd.to_datetime(catalog["release_ts"], utc=True)
+    out = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(milliseconds=1)
+    return out.to_numpy(dtype=float, na_value=np.nan)

@@ -1,0 +1,87 @@
+"""Ranker backends: the ranking model in-process or on a Triton predictor (Open Inference Protocol v2).
+
+Both take the ranker's encoded inputs (sparse ids [n, 4], dense features [n, D], history [n, L]) and
+return the ranker score [n]: the configured weighted sum of the heads' probabilities
+(:func:`flywheel.models.ranker.combined_score`). The Triton model is the exported
+:class:`flywheel.export.torchscript.ScoringRanker`, which computes the same sum.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from flywheel.models.bundle import ModelBundle
+from flywheel.models.ranker import combined_score
+
+#: Input and output names of the exported ranker (the libtorch backend's ``name__index`` convention).
+TRITON_INPUTS = ("sparse_ids__0", "dense_features__1", "history_ids__2")
+TRITON_SCORE = "score__1"
+
+
+class RankerBackend(Protocol):
+    """Scores encoded (user, candidate) rows."""
+
+    name: str
+
+    def score(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """The ranker score of each row, [n]."""
+
+
+class InProcessRanker:
+    """The bundle's ranker in this process (eval mode, no gradients)."""
+
+    name = "in_process"
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+
+    def score(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """Head probabilities through the bundle's ranker, combined by the version's head weights."""
+        with torch.inference_mode():
+            logits = self.bundle.ranker(torch.from_numpy(sparse), torch.from_numpy(dense), torch.from_numpy(history))
+            probs = torch.sigmoid(logits).numpy()
+        return np.asarray(combined_score(probs, self.bundle.ranker_config), dtype=np.float64)
+
+
+class TritonRanker:
+    """The exported ranker on a Triton server, called over HTTP with tritonclient (binary tensors)."""
+
+    name = "triton"
+
+    def __init__(
+        self, url: str, *, model_name: str = "ranker", model_version: str = "", timeout_s: float = 1.0
+    ) -> None:
+        import tritonclient.http as httpclient
+
+        self.url = url
+        self.model_name = model_name
+        self.model_version = model_version
+        self._http = httpclient
+        self._client = httpclient.InferenceServerClient(
+            url, connection_timeout=timeout_s, network_timeout=timeout_s, concurrency=4
+        )
+
+    def ready(self) -> bool:
+        """Whether Triton reports the ranker ready (False when unreachable)."""
+        try:
+            return bool(self._client.is_model_ready(self.model_name, self.model_version))
+        except Exception:  # noqa: BLE001 - unreachable server: not ready
+            return False
+
+    def score(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """One inference call; raises when Triton fails or is unreachable."""
+        inputs = []
+        for name, array, dtype in zip(TRITON_INPUTS, (sparse, dense, history), ("INT64", "FP32", "INT64"), strict=True):
+            tensor: Any = self._http.InferInput(name, list(array.shape), dtype)
+            tensor.set_data_from_numpy(np.ascontiguousarray(array), binary_data=True)
+            inputs.append(tensor)
+        output = self._http.InferRequestedOutput(TRITON_SCORE, binary_data=True)
+        result = self._client.infer(self.model_name, inputs, model_version=self.model_version, outputs=[output])
+        return np.asarray(result.as_numpy(TRITON_SCORE), dtype=np.float64).reshape(-1)
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()

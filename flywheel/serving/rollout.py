@@ -1,0 +1,492 @@
+"""Automatic canary analysis: the evidence from the logs, and the decision as pure rules.
+
+Evidence (:func:`gather_evidence`):
+
+1. The prediction log (one record per request and variant, see the contract) is read with
+   :func:`prediction_frame`; shadow records are left out (their answers were never shown).
+2. Feedback events (impressions, clicks, playback ends) are attributed to the latest prediction
+   of the rollout that served that title to that user within the attribution window before the
+   event (:func:`attribute`).
+3. The unit is a user in a variant: a user the ramp moved from the champion to the canary counts
+   once in each, so no request is thrown away. Per unit: impressions, clicks, hours watched.
+4. The experiments library judges the metrics (:func:`flywheel.experiments.analysis.analyze_units`):
+   the delta method for ratios, and the always-valid mSPRT whose p-value stays valid however
+   often a rollout is analysed; its p-values are Bonferroni-corrected over the metrics.
+5. The sample-ratio check runs on the users of the current stage (their first request in it)
+   against the stage's fraction, with the library's chi-square test.
+6. Guardrails come from the prediction log: error rate and p99 latency per variant.
+
+Decision (:func:`decide`), in this order: no running rollout -> hold; a guardrail breached ->
+roll back; a sample-ratio mismatch -> hold (the data cannot be trusted); a metric significantly
+worse -> roll back; at the last stage with enough impressions and the primary metric
+significantly better -> promote; the horizon reached -> hold as inconclusive; too few canary
+impressions in the stage, or too few units to test the primary metric -> hold; otherwise raise
+the fraction to the next stage (at the last stage: hold until a decision).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from flywheel.experiments.analysis import AnalysisSettings, analyze_units
+from flywheel.experiments.catalogue import resolve_metric
+from flywheel.experiments.config import ExperimentSpec, VariantSpec
+from flywheel.experiments.multiple import bonferroni
+from flywheel.experiments.stats import SampleRatio, sample_ratio_check
+
+if TYPE_CHECKING:
+    from flywheel.config.rollout import RolloutConfig
+
+Decision = Literal["raise", "promote", "rollback", "hold"]
+Status = Literal["running", "promoted", "rolled_back", "none"]
+CHAMPION, CANARY = "champion", "canary"
+PREDICTION_COLUMNS = (
+    "request_id",
+    "timestamp_ms",
+    "user_id",
+    "model_version",
+    "variant",
+    "rollout_id",
+    "items",
+    "latency_ms",
+    "error",
+)
+FEEDBACK_TYPES = ("impression", "click", "playback.stopped", "playback.completed")
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    """The live rollout as the registry holds it (registered-model tags and aliases)."""
+
+    rollout_id: str | None
+    status: Status
+    stage: int
+    """Index into the schedule."""
+    fraction: float
+    """Share of users on the canary, 0..1."""
+    stage_started_ms: int
+    champion_version: str | None = None
+    canary_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantEvidence:
+    """What one variant served and earned."""
+
+    variant: str
+    requests: int
+    errors: int
+    error_rate: float
+    p99_latency_ms: float
+    users: int
+    impressions: int
+    clicks: int
+    ctr: float
+    watch_seconds_per_impression: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricTest:
+    """One metric, canary against champion, with the always-valid test."""
+
+    metric: str
+    role: Literal["primary", "secondary"]
+    status: Literal["ok", "insufficient"]
+    message: str
+    champion_mean: float = math.nan
+    canary_mean: float = math.nan
+    relative: float = math.nan
+    """canary / champion - 1."""
+    p_value: float = 1.0
+    """Always-valid (mSPRT) p-value over every look so far."""
+    p_adjusted: float = 1.0
+    """Bonferroni-corrected over the rollout's metrics."""
+    significant: bool = False
+    direction: Literal["better", "worse", "none"] = "none"
+    """Which way a significant difference goes for the users (the metric's own sense)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything a decision is based on."""
+
+    rollout_id: str
+    stage: int
+    fraction: float
+    variants: dict[str, VariantEvidence]
+    tests: tuple[MetricTest, ...]
+    srm: SampleRatio
+    """Users of the current stage per variant against the stage's fraction."""
+    stage_canary_impressions: int
+    canary_impressions: int
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutDecision:
+    """What to do, why, and the stage and fraction after it."""
+
+    decision: Decision
+    reason: str
+    stage: int
+    fraction: float
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def prediction_frame(records: Iterable[Mapping[str, Any] | bytes]) -> pd.DataFrame:
+    """Prediction records (dicts or JSON bytes) as a frame of :data:`PREDICTION_COLUMNS`.
+
+    Only the contract's fields are read; a record that is not a JSON object with a user, a time
+    and a variant is skipped (the analysis must not crash on one bad line).
+    """
+    rows = []
+    for raw in records:
+        try:
+            rec = orjson.loads(raw) if isinstance(raw, bytes | bytearray) else raw
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(rec, Mapping) or rec.get("user_id") is None or rec.get("variant") is None:
+            continue
+        try:
+            ts = int(rec["timestamp_ms"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        items = rec.get("items") or []
+        latency = rec.get("latency_ms")
+        rows.append(
+            (
+                str(rec.get("request_id") or ""),
+                ts,
+                str(rec["user_id"]),
+                str(rec.get("model_version") or ""),
+                str(rec["variant"]),
+                None if rec.get("rollout_id") is None else str(rec["rollout_id"]),
+                [str(i) for i in items] if isinstance(items, list) else [],
+                float(latency) if isinstance(latency, int | float) else math.nan,
+                None if rec.get("error") is None else str(rec["error"]),
+            )
+        )
+    frame = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+    frame["timestamp_ms"] = frame["timestamp_ms"].astype("int64")
+    frame["latency_ms"] = frame["latency_ms"].astype(float)
+    return frame
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+
+def attribute(predictions: pd.DataFrame, events: pd.DataFrame, window_ms: int) -> pd.DataFrame:
+    """Attribute feedback events to the prediction that served the title.
+
+    An impression counts for the latest prediction that served its title to its user within
+    ``window_ms`` before it (the contract's join on user and title). A click or playback counts
+    for the request of the latest impression of the same title in the same client session
+    before it, so a playback that ends after the user asked again is not credited to the later
+    answer; without such an impression it falls back to the same join as impressions.
+
+    Args:
+        predictions: A :func:`prediction_frame` (shadow records already left out).
+        events: Events with ``user_id``, ``session_id``, ``content_id``, ``event_type``,
+            ``timestamp_ms`` and ``watch_seconds`` (:func:`flywheel.experiments.metrics.events_frame`).
+        window_ms: How long after a prediction (exclusive) its feedback still counts.
+
+    Returns:
+        One row per attributed event: ``event_type``, ``timestamp_ms``, ``watch_seconds``,
+        ``user_id``, ``content_id``, and the prediction's ``request_id``, ``variant``,
+        ``prediction_ms``.
+    """
+    columns = ["event_type", "timestamp_ms", "watch_seconds", "user_id", "session_id", "content_id"]
+    served_columns = ["request_id", "variant", "prediction_ms"]
+    out_columns = [c for c in columns if c != "session_id"] + served_columns
+    served = predictions[predictions["error"].isna()][["request_id", "timestamp_ms", "user_id", "variant", "items"]]
+    served = served.explode("items").dropna(subset=["items"])
+    served = served.rename(columns={"items": "content_id", "timestamp_ms": "prediction_ms"})
+    feedback = events[events["event_type"].isin(FEEDBACK_TYPES) & events["content_id"].notna()][columns]
+    if served.empty or feedback.empty:
+        return pd.DataFrame(columns=out_columns)
+    served = served.astype({"prediction_ms": "int64", "user_id": str, "content_id": str})
+    feedback = feedback.astype({"timestamp_ms": "int64", "user_id": str, "content_id": str})
+    feedback["session_id"] = feedback["session_id"].fillna("").astype(str)
+    tolerance = max(0, window_ms - 1)
+
+    def latest_before(left: pd.DataFrame, right: pd.DataFrame, on: str, by: list[str]) -> pd.DataFrame:
+        return pd.merge_asof(
+            left.sort_values("timestamp_ms", kind="stable"),
+            right.sort_values(on, kind="stable"),
+            left_on="timestamp_ms",
+            right_on=on,
+            by=by,
+            direction="backward",
+            tolerance=tolerance,
+        )
+
+    is_impression = feedback["event_type"] == "impression"
+    impressions = latest_before(feedback[is_impression], served, "prediction_ms", ["user_id", "content_id"])
+    impressions = impressions.dropna(subset=["request_id"])
+    seen = impressions[["user_id", "session_id", "content_id", "timestamp_ms", *served_columns]].rename(
+        columns={"timestamp_ms": "impression_ms"}
+    )
+    rest = latest_before(feedback[~is_impression], seen, "impression_ms", ["user_id", "session_id", "content_id"])
+    orphan = rest["request_id"].isna()
+    fallback = latest_before(rest.loc[orphan, columns], served, "prediction_ms", ["user_id", "content_id"])
+    joined = pd.concat([impressions, rest[~orphan], fallback], ignore_index=True)
+    return joined.dropna(subset=["request_id"])[out_columns].reset_index(drop=True)
+
+
+def unit_frame(predictions: pd.DataFrame, attributed: pd.DataFrame) -> pd.DataFrame:
+    """Per-unit metrics (a unit = a user in a variant) in the shape the experiments analysis reads.
+
+    Every unit that was served counts, with zeros when no feedback came back.
+    """
+    served = predictions[predictions["error"].isna()]
+    unit = served["user_id"] + "|" + served["variant"]
+    first = (
+        served.assign(unit=unit).groupby("unit").agg(variant=("variant", "first"), exposure_ms=("timestamp_ms", "min"))
+    )
+    a_unit = attributed["user_id"] + "|" + attributed["variant"]
+    kind = attributed["event_type"]
+    ends = kind.isin(("playback.stopped", "playback.completed"))
+    out = first.copy()
+    out.index.name = "unit_id"
+    out["stratum"] = "all"
+    out["conflict"] = False
+    out["impressions"] = (kind == "impression").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
+    out["clicks"] = (kind == "click").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
+    watch = attributed["watch_seconds"].where(ends, 0.0).fillna(0.0).astype(float)
+    out["watch_hours"] = (watch.groupby(a_unit).sum() / 3600.0).reindex(out.index, fill_value=0.0)
+    for name in ("impressions", "clicks", "watch_hours"):
+        out[f"pre_{name}"] = 0.0
+    return out
+
+
+def variant_evidence(predictions: pd.DataFrame, attributed: pd.DataFrame, variant: str) -> VariantEvidence:
+    """Requests, errors, latency, impressions, clicks and watch time of one variant."""
+    mine = predictions[predictions["variant"] == variant]
+    fb = attributed[attributed["variant"] == variant]
+    requests = len(mine)
+    errors = int(mine["error"].notna().sum())
+    latency = mine["latency_ms"].dropna().to_numpy(float)
+    impressions = int((fb["event_type"] == "impression").sum())
+    clicks = int((fb["event_type"] == "click").sum())
+    ends = fb["event_type"].isin(("playback.stopped", "playback.completed"))
+    watch = float(fb.loc[ends, "watch_seconds"].fillna(0.0).sum())
+    return VariantEvidence(
+        variant=variant,
+        requests=requests,
+        errors=errors,
+        error_rate=errors / requests if requests else 0.0,
+        p99_latency_ms=float(np.percentile(latency, 99)) if latency.size else math.nan,
+        users=int(mine["user_id"].nunique()),
+        impressions=impressions,
+        clicks=clicks,
+        ctr=clicks / impressions if impressions else 0.0,
+        watch_seconds_per_impression=watch / impressions if impressions else 0.0,
+    )
+
+
+def stage_sample_ratio(predictions: pd.DataFrame, *, since_ms: int, fraction: float, threshold: float) -> SampleRatio:
+    """Chi-square check of the stage's users per variant (first request since ``since_ms``) against ``fraction``."""
+    stage = predictions[predictions["timestamp_ms"] >= since_ms].sort_values("timestamp_ms", kind="stable")
+    first = stage.groupby("user_id")["variant"].first()
+    counts = {name: int((first == name).sum()) for name in (CHAMPION, CANARY)}
+    return sample_ratio_check(counts, {CHAMPION: 1.0 - fraction, CANARY: fraction}, threshold)
+
+
+def metric_tests(
+    units: pd.DataFrame, rollout_id: str, fraction: float, config: RolloutConfig
+) -> tuple[MetricTest, ...]:
+    """Test every configured metric, canary against champion, with the experiments library."""
+    spec = ExperimentSpec(
+        id=rollout_id,
+        variants=(VariantSpec(name=CHAMPION, weight=1.0 - fraction), VariantSpec(name=CANARY, weight=fraction)),
+        control=CHAMPION,
+        primary_metric=config.primary_metric,
+        metrics=tuple(m for m in config.metrics if m != config.primary_metric),
+        stratify_by=None,
+        cuped=False,
+    )
+    settings = AnalysisSettings(
+        alpha=config.alpha,
+        min_units_per_variant=config.min_units_per_variant,
+        srm_p_threshold=config.srm_p_threshold,
+        winsorize_quantile=None,
+        sequential_tau=config.sequential_tau,
+        correction="bonferroni",
+    )
+    analysis = analyze_units(units, spec, settings)
+    names = [spec.primary_metric, *spec.metrics]
+    ps = [
+        r.sequential.p_value if r.status == "ok" and r.sequential is not None else 1.0
+        for r in (analysis.result(m, CANARY) for m in names)
+    ]
+    adjusted = bonferroni(ps)
+    tests = []
+    for name, p_adj in zip(names, adjusted.tolist(), strict=True):
+        r = analysis.result(name, CANARY)
+        role: Literal["primary", "secondary"] = "primary" if name == spec.primary_metric else "secondary"
+        if r.status != "ok" or r.effect is None or r.sequential is None:
+            tests.append(MetricTest(name, role, "insufficient", r.message))
+            continue
+        significant = bool(p_adj <= config.alpha)
+        good = (r.effect.difference > 0) == resolve_metric(name).higher_is_better
+        direction: Literal["better", "worse", "none"] = ("better" if good else "worse") if significant else "none"
+        tests.append(
+            MetricTest(
+                name,
+                role,
+                "ok",
+                r.message,
+                champion_mean=r.effect.control_mean,
+                canary_mean=r.effect.treatment_mean,
+                relative=r.effect.relative,
+                p_value=r.sequential.p_value,
+                p_adjusted=float(p_adj),
+                significant=significant,
+                direction=direction,
+            )
+        )
+    return tuple(tests)
+
+
+def gather_evidence(
+    predictions: pd.DataFrame, events: pd.DataFrame, state: RolloutState, config: RolloutConfig
+) -> Evidence:
+    """The evidence of the running rollout from the prediction log and the feedback events.
+
+    Raises:
+        ValueError: ``state`` has no rollout id.
+    """
+    if state.rollout_id is None:
+        raise ValueError("no rollout has been started: nothing to analyse")
+    mine = predictions[
+        (predictions["rollout_id"] == state.rollout_id) & predictions["variant"].isin((CHAMPION, CANARY))
+    ]
+    attributed = attribute(mine, events, int(config.attribution_window_minutes * 60_000))
+    variants = {v: variant_evidence(mine, attributed, v) for v in (CHAMPION, CANARY)}
+    tests = metric_tests(unit_frame(mine, attributed), state.rollout_id, state.fraction, config)
+    srm = stage_sample_ratio(
+        mine,
+        since_ms=state.stage_started_ms + int(config.srm_grace_seconds * 1000),
+        fraction=state.fraction,
+        threshold=config.srm_p_threshold,
+    )
+    canary = attributed[(attributed["variant"] == CANARY) & (attributed["event_type"] == "impression")]
+    return Evidence(
+        rollout_id=state.rollout_id,
+        stage=state.stage,
+        fraction=state.fraction,
+        variants=variants,
+        tests=tests,
+        srm=srm,
+        stage_canary_impressions=int((canary["prediction_ms"] >= state.stage_started_ms).sum()),
+        canary_impressions=len(canary),
+    )
+
+
+# --- decision rules (pure) ------------------------------------------------------------------------
+
+
+def guardrail_breaches(champion: VariantEvidence, canary: VariantEvidence, config: RolloutConfig) -> list[str]:
+    """The guardrails the canary breaks (empty when none, or before both arms have enough requests)."""
+    if min(champion.requests, canary.requests) < config.guardrail_min_requests:
+        return []
+    breaches = []
+    excess = canary.error_rate - champion.error_rate
+    if excess > config.max_error_rate_increase:
+        breaches.append(
+            f"error rate {canary.error_rate:.2%} vs champion {champion.error_rate:.2%} "
+            f"(+{excess:.2%} > {config.max_error_rate_increase:.2%} allowed)"
+        )
+    c99, k99 = champion.p99_latency_ms, canary.p99_latency_ms
+    if (
+        not math.isnan(c99)
+        and not math.isnan(k99)
+        and k99 > c99 * config.max_p99_ratio
+        and k99 - c99 > config.min_p99_excess_ms
+    ):
+        breaches.append(
+            f"p99 latency {k99:.1f} ms vs champion {c99:.1f} ms "
+            f"(over {config.max_p99_ratio:g}x and {config.min_p99_excess_ms:g} ms)"
+        )
+    return breaches
+
+
+def _fmt(test: MetricTest) -> str:
+    return f"{test.metric} {test.relative:+.2%} (always-valid p={test.p_adjusted:.3g})"
+
+
+def decide(evidence: Evidence, state: RolloutState, config: RolloutConfig) -> RolloutDecision:
+    """The next step of a rollout (see the module docstring for the order of the rules)."""
+
+    def hold(reason: str) -> RolloutDecision:
+        return RolloutDecision("hold", reason, state.stage, state.fraction)
+
+    if state.status != "running":
+        return hold(f"no rollout is running (status {state.status})")
+    breaches = guardrail_breaches(evidence.variants[CHAMPION], evidence.variants[CANARY], config)
+    if breaches:
+        return RolloutDecision("rollback", "guardrail breached: " + "; ".join(breaches), state.stage, 0.0)
+    if evidence.srm.mismatch:
+        return hold(
+            f"sample ratio mismatch in stage {state.stage} (users {evidence.srm.counts}, chi-square "
+            f"p={evidence.srm.p_value:.2g} < {config.srm_p_threshold:g}): assignment or logging is broken"
+        )
+    worse = [t for t in evidence.tests if t.direction == "worse"]
+    if worse:
+        return RolloutDecision(
+            "rollback", "canary significantly worse: " + "; ".join(_fmt(t) for t in worse), state.stage, 0.0
+        )
+    last = len(config.schedule) - 1
+    enough = evidence.stage_canary_impressions >= config.min_impressions_per_stage
+    primary = next(t for t in evidence.tests if t.role == "primary")
+    if state.stage >= last and enough and primary.direction == "better":
+        return RolloutDecision("promote", "canary significantly better: " + _fmt(primary), state.stage, 1.0)
+    if evidence.canary_impressions >= config.horizon_impressions:
+        return hold(
+            f"horizon reached ({evidence.canary_impressions} >= {config.horizon_impressions} canary impressions) "
+            "without a significant difference: inconclusive, a person decides"
+        )
+    if not enough:
+        return hold(
+            f"collecting: {evidence.stage_canary_impressions} of {config.min_impressions_per_stage} "
+            f"canary impressions in stage {state.stage}"
+        )
+    if primary.status != "ok":
+        return hold(f"collecting: {primary.metric} cannot be tested yet, {primary.message}")
+    if state.stage < last:
+        nxt = state.stage + 1
+        return RolloutDecision(
+            "raise",
+            f"stage {state.stage} passed with {evidence.stage_canary_impressions} canary impressions and no "
+            f"significant harm: fraction {state.fraction:g} -> {config.schedule[nxt]:g}",
+            nxt,
+            config.schedule[nxt],
+        )
+    return hold(f"last stage: {primary.metric} not yet significantly different ({primary.message})")
+
+
+def evidence_record(evidence: Evidence) -> dict[str, Any]:
+    """The evidence as JSON-ready data (NaN as null)."""
+    from dataclasses import asdict
+
+    return _json_ready(asdict(evidence))
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_ready(value.item())
+    return value

@@ -1,0 +1,537 @@
+"""The whole loop, locally and in one process (`make demo`): simulate -> features -> train and
+register the champion -> serve it to simulated users -> tastes shift -> drift detected -> alert ->
+one guarded retraining -> the challenger canaried -> promoted or rolled back, with the reason.
+
+Each stage is timed (wall seconds and the process's peak memory so far); every step of the story
+lands on a timeline that the summary table and the HTML report (matplotlib plots embedded)
+show. The stages call the library directly: no process start per command.
+
+Stages that need code other helpers are still landing (the model server's in-process path, the
+canary rollout) run when their modules import, and are reported as skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from flywheel.config.models import FlywheelConfig
+
+DAY_MS = 86_400_000
+
+
+@dataclass
+class StageRecord:
+    """One stage of the loop."""
+
+    name: str
+    started_s: float
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    """Peak resident memory of this process (and of its finished children, max) at the stage's end."""
+    status: str = "ok"
+    """ok | skipped | failed."""
+    detail: str = ""
+
+
+@dataclass
+class TimelineEvent:
+    """Something that happened, for the summary and the plots."""
+
+    at_s: float
+    """Seconds since the loop started."""
+    kind: str
+    """stage | drift | alert | decision | retraining | canary | metric."""
+    what: str
+    value: float | None = None
+
+
+@dataclass
+class LoopResult:
+    """What the loop did."""
+
+    stages: list[StageRecord] = field(default_factory=list)
+    timeline: list[TimelineEvent] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    report: str = ""
+
+    def stage_names(self, status: str = "ok") -> list[str]:
+        """Names of the stages that ended with ``status``, in order."""
+        return [s.name for s in self.stages if s.status == status]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "stages": [asdict(s) for s in self.stages],
+            "timeline": [asdict(e) for e in self.timeline],
+            "facts": self.facts,
+        }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and of the largest finished child, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def iso(ms: int) -> str:
+    """ISO time (UTC) of a millisecond timestamp."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+class Loop:
+    """Runs the stages, narrates them and keeps the record."""
+
+    def __init__(self, config: FlywheelConfig, *, console: Console, shift_day: float) -> None:
+        self.config = config
+        self.console = console
+        self.shift_day = shift_day
+        self.result = LoopResult()
+        self.t0 = time.perf_counter()
+        self._world: Any = None
+
+    def now(self) -> float:
+        """Seconds since the loop started."""
+        return time.perf_counter() - self.t0
+
+    def note(self, kind: str, what: str, value: float | None = None) -> None:
+        """Add a timeline event and narrate it."""
+        self.result.timeline.append(TimelineEvent(round(self.now(), 1), kind, what, value))
+        self.console.print(f"   [dim]{self.now():6.1f} s[/] {kind}: {what}", highlight=False)
+
+    @contextmanager
+    def stage(self, name: str, story: str) -> Iterator[StageRecord]:
+        """Time a stage; a stage may set ``status='skipped'`` and a ``detail``."""
+        record = StageRecord(name, round(self.now(), 1))
+        self.console.print(f"\n[bold cyan]== {name}[/]: {story}", highlight=False)
+        t = time.perf_counter()
+        try:
+            with self.console.status(f"{name} ..."):
+                yield record
+        except Exception as exc:
+            record.status, record.detail = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.seconds = round(time.perf_counter() - t, 1)
+            record.peak_rss_mb = round(peak_rss_mb(), 0)
+            self.result.stages.append(record)
+            mark = {"ok": "[green]ok[/]", "skipped": "[yellow]skipped[/]"}.get(record.status, "[red]failed[/]")
+            self.console.print(
+                f"   {mark} {name} in {record.seconds:.1f} s (peak {record.peak_rss_mb:.0f} MiB) {record.detail}",
+                highlight=False,
+            )
+            self.note("stage", f"{name} {record.status}", record.seconds)
+
+    # --- the stages -------------------------------------------------------------------------
+
+    def simulate(self) -> tuple[int, int]:
+        """Simulate the platform; tastes shift at ``shift_day`` (the drift the loop must catch)."""
+        from flywheel.simulator.engine import simulate
+
+        with self.stage("simulate", "a platform's traffic into the local event log; tastes shift late") as rec:
+            summary = simulate(self.config)
+            rec.detail = f"{summary.events_written:,} events, {summary.users:,} users, {summary.days} days"
+        self.result.facts.update(start_ms=summary.start_ms, end_ms=summary.end_ms)
+        return summary.start_ms, summary.end_ms
+
+    def features(self) -> None:
+        """Batch features (PySpark) into the offline store, then the online store (Feast)."""
+        from datetime import timedelta
+
+        from flywheel.cli.features import features_config
+        from flywheel.events.log import open_event_log
+        from flywheel.events.validation import EventValidator, ValidationRules
+        from flywheel.features.backfill import run_backfill
+        from flywheel.features.freshness import newest_offline_row
+        from flywheel.features.store import CONTENT_VIEW, USER_VIEW, apply_repo, materialize, offline_path, open_store
+
+        cfg = self.config
+        fcfg = features_config(cfg)
+        with self.stage("features", "batch features (PySpark) -> Feast offline store -> online store") as rec:
+            rules = ValidationRules(
+                max_clock_skew_ms=int(cfg.validation.max_clock_skew_seconds * 1000),
+                max_watch_seconds=cfg.validation.max_watch_seconds,
+            )
+            log = open_event_log(cfg.event_log)
+            try:
+                summary = run_backfill(fcfg, log, cfg.event_log.topics.events, EventValidator(rules=rules))
+            finally:
+                log.close()
+            newest = max(n for v in (USER_VIEW, CONTENT_VIEW) if (n := newest_offline_row(offline_path(fcfg, v))))
+            store = open_store(fcfg)
+            apply_repo(store, fcfg.repo_path)
+            materialize(store, newest - timedelta(days=fcfg.long_window_days + 1), newest + timedelta(seconds=1))
+            rec.detail = f"{summary.valid_events:,} valid events, rows {dict(summary.rows_written)}"
+
+    def stream(self, end_ms: int) -> None:
+        """The streaming dataflow (Bytewax) over the same events: validate, dedup, sessionize, push to Feast."""
+        from flywheel.cli.stream import prepare_run, run_stream
+
+        with self.stage("stream", "streaming features (Bytewax): DLQ, dedup, sessions, push to Feast") as rec:
+            streaming = prepare_run(self.config, self.config.streaming, fresh=True)
+            report = run_stream(self.config, streaming, until_end=True, as_of_end_ms=end_ms + 1)
+            counts = report.get("counts", report)
+            rec.detail = ", ".join(f"{k} {v:,}" for k, v in counts.items() if isinstance(v, int))[:200]
+
+    def _pipeline(self, name: str, window_start: str, window_end: str) -> dict[str, Any]:
+        from monitoring.retrain import retraining_arguments
+        from pipelines.local import run_local
+
+        run_dir = Path(self.config.home).resolve() / "pipelines" / f"{name}-loop"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        arguments = retraining_arguments(self.config, window_start=window_start, window_end=window_end)
+
+        def on_event(task: str, status: str) -> None:
+            if status != "started":
+                self.console.print(f"     [dim]{task}: {status}[/]", highlight=False)
+
+        return run_local(
+            name, arguments, pipeline_root=run_dir / "root", log_path=run_dir / "kfp.log", on_event=on_event
+        )
+
+    def train(self, start_ms: int) -> str:
+        """Train on the days before the shift; the first model becomes the champion."""
+        shift_ms = start_ms + int(self.shift_day * DAY_MS)
+        with self.stage("train", "training pipeline (kfp.local) on the days before the shift -> champion") as rec:
+            outcome = self._pipeline("training", "", iso(shift_ms))
+            if outcome.get("status") != "registered":
+                rec.status = "failed"
+                raise RuntimeError(f"the first training did not register a champion: {outcome.get('reason', outcome)}")
+            rec.detail = f"version {outcome.get('version')} -> {outcome.get('alias')}"
+        self.result.facts["champion"] = str(outcome.get("version"))
+        self.note("decision", f"v{outcome.get('version')} registered as {outcome.get('alias')}")
+        return str(outcome.get("version"))
+
+    def _traffic(self, parts: Any, start_ms: int, requests: int, *, seed: int) -> Any:
+        """Simulated users (drifted tastes: the world's shift applies from ``shift_day``) call the router."""
+        from flywheel.events.log import open_event_log
+        from flywheel.serving.prediction_log import new_request_id
+        from flywheel.serving.protocol import RecommendRequest
+        from flywheel.simulator.traffic import Served, SimulatedUsers
+        from flywheel.simulator.world import build_world
+
+        model_name = self.config.training.model_name
+
+        def recommend(user_id: str, k: int) -> Served:
+            request_id = new_request_id()
+            answer = parts.router.answer(RecommendRequest(user_id, k), request_id)
+            rec = answer.recommendation
+            return Served(
+                request_id, rec.items, rec.scores, answer.variant, model_name, answer.model_version, answer.rollout_id
+            )
+
+        if self._world is None:
+            self._world = build_world(self.config.simulator)
+        log = open_event_log(self.config.event_log)
+        try:
+            producer = log.producer(self.config.event_log.topics.events)
+            users = SimulatedUsers(self._world, seed=seed, start_ms=start_ms, mean_gap_ms=2000.0)
+            summary = users.run(recommend, producer, requests=requests)
+            summary.events_written += users.drain(producer)
+            producer.flush()
+        finally:
+            log.close()
+        return summary
+
+    def serve(self, end_ms: int, requests: int) -> int:
+        """The champion (KServe model's router, in-process) answers simulated users whose tastes moved."""
+        with self.stage("serve", "the champion answers simulated users in-process (router + prediction log)") as rec:
+            try:
+                from serving.server import build_server
+            except ImportError:
+                rec.status, rec.detail = "skipped", "the model server is not on this branch"
+                return end_ms
+            parts = build_server(self.config)
+            try:
+                summary = self._traffic(parts, end_ms + 60_000, requests, seed=1)
+            finally:
+                parts.close()
+            rec.detail = f"{summary.requests} requests, CTR {summary.ctr:.4f} ({dict(summary.by_variant)})"
+        self.note("metric", f"online ctr champion v{self.result.facts.get('champion')} (drifted users)", summary.ctr)
+        self.result.facts["online_before"] = {"ctr": summary.ctr, "requests": summary.requests}
+        return int(summary.end_ms)
+
+    def detect(self, start_ms: int, end_ms: int) -> dict[str, Any]:
+        """The drift job over the days after the shift against the champion's training window."""
+        from monitoring.drift_job import champion_reference, run_drift
+
+        shift_ms = start_ms + int(self.shift_day * DAY_MS)
+        spec = f"{iso(shift_ms)}/{iso(end_ms + 1)}"
+        with self.stage("detect", "drift, targets and data quality after the shift vs the champion's window") as rec:
+            catalog_path = Path(self.config.simulator.ground_truth_dir) / "catalog.parquet"
+            catalog = pd.read_parquet(catalog_path) if catalog_path.exists() else None
+            run = run_drift(self.config, window_spec=spec, reference=champion_reference(self.config), catalog=catalog)
+            found: dict[str, Any] = {}
+            for res in run.results:
+                found[res.source] = res.to_dict()
+                self.note("drift", f"{res.source}: {res.status} - {res.features.detail}", res.features.share)
+                for target in res.targets:
+                    self.note("drift", target.detail, target.relative_change)
+                for variant, ctr in res.online_ctr.items():
+                    self.note("metric", f"ctr {variant} (after the shift)", ctr)
+            rec.detail = "; ".join(f"{r.source} {r.status}" for r in run.results)
+        self.result.facts["drift"] = found
+        return found
+
+    def alert_and_retrain(self, drift: dict[str, Any], start_ms: int, end_ms: int) -> dict[str, Any]:
+        """The drift alert goes to the retrain trigger (in-process path); its guards let one retraining start."""
+        from flywheel.monitoring.trigger import TriggerRules, read_audit
+        from monitoring.retrain import LocalRunner
+        from monitoring.trigger_service import RetrainTrigger
+
+        cfg = self.config.monitoring
+        shares = {s: d["features"]["share"] for s, d in drift.items() if d["features"]["status"] != "insufficient_data"}
+        firing = {s: v for s, v in shares.items() if v >= cfg.drift.max_drift_share}
+        audit = cfg.trigger.audit_path or Path(self.config.home) / "monitoring" / "decisions.jsonl"
+        with self.stage(
+            "retrain", "alert -> retrain trigger (debounce, single-flight, cooldown, budget) -> pipeline"
+        ) as rec:
+            if not firing:
+                rec.status, rec.detail = "skipped", f"no alert: drifted shares {shares}"
+                return {}
+            alerts = [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": "FlywheelFeatureDrift",
+                        "source": s,
+                        "severity": "warning",
+                        "retrain": "true",
+                    },
+                    "annotations": {"summary": f"{v:.0%} of the {s} features drifted"},
+                    "startsAt": datetime.now(UTC).isoformat(),
+                }
+                for s, v in firing.items()
+            ]
+            body = json.dumps({"version": "4", "status": "firing", "receiver": "retrain-trigger", "alerts": alerts})
+            self.note("alert", f"FlywheelFeatureDrift firing for {', '.join(firing)}")
+            # retrain on the latest days, the shift included (the gate warns about the drift, does not block)
+            window_start = iso(end_ms - int(max(self.shift_day, 2.0) * DAY_MS))
+            trigger = RetrainTrigger(
+                rules=TriggerRules(
+                    cfg.trigger.alerts,
+                    cfg.trigger.debounce_seconds,
+                    cfg.trigger.cooldown_seconds,
+                    cfg.trigger.max_runs_per_day,
+                ),
+                audit_path=audit,
+                runner=LocalRunner(self.config, window_start=window_start),
+                retry_attempts=cfg.trigger.retry_attempts,
+                retry_backoff_seconds=cfg.trigger.retry_backoff_seconds,
+            )
+            _, first = trigger.handle(body.encode())
+            self.note("decision", f"trigger: {first['action']} ({first['guard']}): {first['reason']}")
+            _, again = trigger.handle(body.encode())  # Alertmanager repeats itself; the guards hold
+            self.note("decision", f"trigger again: {again['action']} ({again['guard']}): {again['reason']}")
+            trigger.wait()
+            finished = [r for r in read_audit(audit) if r.action == "finish" and r.run_id == first.get("run_id")]
+            outcome = finished[-1].outcome if finished else {}
+            self.note("retraining", f"{outcome.get('status')}: {outcome.get('reason') or outcome.get('version', '')}")
+            rec.detail = f"run {first.get('run_id')}: {outcome.get('status')}"
+        self.result.facts["retraining"] = {k: v for k, v in outcome.items() if k != "log"}
+        self.result.facts["decisions"] = [asdict(r) for r in read_audit(audit)]
+        return outcome
+
+    def canary(self, outcome: dict[str, Any], traffic_start_ms: int, requests: int) -> None:
+        """The challenger answers a share of the users beside the champion; promote or roll back.
+
+        The rollout helper's analysis (flywheel.serving.rollout) decides when it is on the branch;
+        until then the loop compares the canary's CTR with the champion's on the same traffic
+        (promote when it is at least as high) and says so in the reason.
+        """
+        from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases, promote
+
+        model = self.config.training.model_name
+        with self.stage(
+            "canary", "the challenger takes a share of users; promote or roll back, with the reason"
+        ) as rec:
+            names = aliases(model)
+            if outcome.get("status") != "registered":
+                reason = outcome.get("reason", "no retraining")
+                rec.detail = f"no challenger ({reason}); champion v{names.get(CHAMPION)} kept"
+                self.note("decision", rec.detail)
+                self.result.facts["decision"] = {"action": "kept", "reason": rec.detail}
+                return
+            try:
+                from flywheel.serving.router import Deployment
+                from flywheel.serving.routing import RolloutState
+                from serving.server import build_server
+            except ImportError:
+                rec.status = "skipped"
+                rec.detail = f"challenger v{names.get(CHALLENGER)} registered; no model server on this branch"
+                return
+            fraction = 0.5
+            parts = build_server(self.config)
+            try:
+                champion = parts.router.deployment.champion
+                loader = parts.watcher.loader if parts.watcher is not None else None
+                if loader is None:
+                    raise RuntimeError("the canary needs the registry (serving.bundle_dir must be empty)")
+                from flywheel.registry.mlflow_registry import version_by_alias
+
+                challenger = version_by_alias(model, CHALLENGER)
+                assert challenger is not None
+                canary = loader(challenger.version, challenger.run_id)
+                rollout = RolloutState(f"loop-v{challenger.version}", fraction, 0, "running")
+                parts.router.swap(
+                    Deployment(
+                        champion=champion, canary=canary, model_name=self.config.serving.model_name, rollout=rollout
+                    )
+                )
+                self.note("canary", f"challenger v{challenger.version} answers {fraction:.0%} of users")
+                summary = self._traffic(parts, traffic_start_ms + 60_000, requests, seed=2)
+            finally:
+                parts.close()
+            ctr = self._ctr_by_variant(traffic_start_ms)
+            for variant, value in ctr.items():
+                self.note("metric", f"online ctr {variant}", value)
+            champ, cand = ctr.get("champion", 0.0), ctr.get("canary", 0.0)
+            if cand >= champ:
+                promote(model, CHALLENGER)
+                action = "promoted"
+            else:
+                action = "rolled back"
+            reason = (
+                f"canary CTR {cand:.4f} vs champion {champ:.4f} on {summary.requests} requests "
+                f"({dict(summary.by_variant)}): {action}"
+            )
+            rec.detail = reason
+            self.note("decision", reason)
+            self.result.facts["decision"] = {"action": action, "reason": reason, "ctr": ctr}
+            self.result.facts["online_after"] = ctr
+
+    def _ctr_by_variant(self, since_ms: int) -> dict[str, float]:
+        """Clicks per impression by the impression's variant, in the traffic after ``since_ms``."""
+        from flywheel.features.training_set import label_impressions
+        from monitoring.drift_job import events_frame, valid_events
+
+        events = events_frame(valid_events(self.config))
+        events = events.loc[events["timestamp_ms"] > since_ms]
+        examples = label_impressions(events, {}, int(self.config.features.label_window_minutes * 60_000))
+        variants = examples["example_id"].map(events.set_index("event_id")["variant"]).fillna("none")
+        return {str(v): float(c) for v, c in examples["label_click"].groupby(variants).mean().items()}
+
+    # --- the record ---------------------------------------------------------------------------
+
+    def summary(self) -> Table:
+        """The table of stages and what happened when."""
+        table = Table(title="the loop: what happened when")
+        for col in ("at (s)", "stage / event", "took (s)", "peak MiB", "what"):
+            table.add_column(col, overflow="fold")
+        for event in self.result.timeline:
+            if event.kind == "stage":
+                stage = next(s for s in self.result.stages if f"{s.name} {s.status}" == event.what)
+                table.add_row(
+                    f"{stage.started_s:.0f}",
+                    f"[bold]{stage.name}[/]",
+                    f"{stage.seconds:.1f}",
+                    f"{stage.peak_rss_mb:.0f}",
+                    f"{stage.status} {stage.detail}",
+                )
+            else:
+                table.add_row(f"{event.at_s:.0f}", event.kind, "", "", event.what)
+        total = sum(s.seconds for s in self.result.stages)
+        table.add_row("", "[bold]total[/]", f"{total:.1f}", f"{peak_rss_mb():.0f}", "")
+        return table
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_report(result: LoopResult, folder: Path) -> Path:
+    """An HTML page (plots embedded as PNG) and the JSON record of the loop."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "loop.json").write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
+    plots = []
+    fig, ax = plt.subplots(figsize=(9, 2.8))
+    for i, stage in enumerate(result.stages):
+        color = {"ok": "tab:green", "skipped": "tab:gray"}.get(stage.status, "tab:red")
+        ax.barh(i, max(stage.seconds, 0.5), left=stage.started_s, color=color)
+    ax.set_yticks(range(len(result.stages)), [s.name for s in result.stages])
+    ax.invert_yaxis()
+    for event in result.timeline:
+        if event.kind in ("alert", "retraining", "canary"):
+            ax.axvline(event.at_s, color="tab:red" if event.kind == "alert" else "tab:blue", ls="--", lw=1)
+    ax.set_xlabel("seconds since the loop started")
+    ax.set_title("stages (green ok, grey skipped); dashed: alert (red), retraining / canary (blue)")
+    plots.append(("Timeline", _png(fig)))
+    plt.close(fig)
+    drift = result.facts.get("drift", {})
+    if drift:
+        fig, ax = plt.subplots(figsize=(9, 3))
+        psis = [(f"{src}:{c['column']}", c["psi"]) for src, d in drift.items() for c in d["features"]["columns"]]
+        ax.bar([p[0] for p in psis], [p[1] for p in psis], color="tab:orange")
+        ax.axhline(0.2, color="black", ls=":", lw=1)
+        ax.set_ylabel("PSI vs the champion's window")
+        ax.set_title("feature drift after the shift (dotted: a column drifts)")
+        ax.tick_params(axis="x", rotation=45)
+        plots.append(("Drift", _png(fig)))
+        plt.close(fig)
+    ctr = [(e.what, e.value) for e in result.timeline if e.kind == "metric" and e.value is not None]
+    if ctr:
+        fig, ax = plt.subplots(figsize=(6, 2.5))
+        ax.bar([c[0] for c in ctr], [c[1] for c in ctr], color="tab:purple")
+        ax.set_ylabel("clicks per impression")
+        ax.set_title("online CTR (served traffic)")
+        ax.tick_params(axis="x", rotation=20)
+        plots.append(("CTR per variant", _png(fig)))
+        plt.close(fig)
+    rows = "".join(
+        f"<tr><td>{s.started_s:.0f}</td><td>{s.name}</td><td>{s.status}</td><td>{s.seconds:.1f}</td>"
+        f"<td>{s.peak_rss_mb:.0f}</td><td>{s.detail}</td></tr>"
+        for s in result.stages
+    )
+    events = "".join(f"<tr><td>{e.at_s:.0f}</td><td>{e.kind}</td><td>{e.what}</td></tr>" for e in result.timeline)
+    images = "".join(f"<h2>{title}</h2><img src='data:image/png;base64,{data}'/>" for title, data in plots)
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Flywheel loop</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style></head>
+<body><h1>Flywheel: the closed loop</h1>{images}
+<h2>Stages</h2><table><tr><th>at (s)</th><th>stage</th><th>status</th><th>seconds</th><th>peak MiB</th>
+<th>detail</th></tr>{rows}</table>
+<h2>What happened when</h2><table><tr><th>at (s)</th><th>kind</th><th>what</th></tr>{events}</table>
+</body></html>"""
+    path = folder / "loop.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float, requests: int = 1000) -> LoopResult:
+    """Run every stage in order; the record is kept even when a stage fails."""
+    loop = Loop(config, console=console, shift_day=shift_day)
+    try:
+        start_ms, end_ms = loop.simulate()
+        loop.features()
+        loop.stream(end_ms)
+        loop.train(start_ms)
+        served_until = loop.serve(end_ms, requests)
+        drift = loop.detect(start_ms, end_ms)
+        outcome = loop.alert_and_retrain(drift, start_ms, end_ms)
+        loop.canary(outcome, served_until, requests)
+    finally:
+        console.print(loop.summary())
+        report = write_report(loop.result, Path(config.home) / "reports" / "loop")
+        loop.result.report = str(report)
+        console.print(f"report: {report}")
+    return loop.result

@@ -1,0 +1,288 @@
+"""Build the recommender's model server from the configuration and run it (KServe ModelServer).
+
+Local mode and cluster mode differ only by configuration: the bind address, the registry URI, the
+feature store and, for ranking on Triton, the predictor's address (``serving.triton.url``, KServe's
+``predictor_host``) or a local tritonserver started here (``flywheel serve --triton``).
+
+KServe's ModelServer binds 0.0.0.0 and [::] with no option, so :func:`run_model_server` builds its
+REST and gRPC servers itself on ``serving.host``. Import this module only after clearing
+``sys.argv``: KServe parses the command line when it is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from grpc import aio
+from kserve import ModelServer
+from kserve.model_server import args as kserve_args
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.rest.server import RESTServer
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+from flywheel.config.models import FlywheelConfig
+from flywheel.serving.deployment import RegistryWatcher, bundle_loader
+from flywheel.serving.features import FeatureSource, StaticFeatures
+from flywheel.serving.prediction_log import PredictionWriter
+from flywheel.serving.ranking import RankerBackend, TritonRanker
+from flywheel.serving.recommender import Recommender
+from flywheel.serving.router import Deployment, Router
+from monitoring import metrics
+from serving.model import RecommenderModel
+from serving.observer import PrometheusObserver
+from serving.triton import TritonServer, add_ranker_version, free_port, start_triton, triton_version
+
+LOG = logging.getLogger(__name__)
+
+
+class UnavailableFeatures:
+    """The feature store could not be opened: every read fails, so every request degrades to defaults."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def user(self, user_id: str) -> Any:
+        """Always fails."""
+        raise ConnectionError(self.reason)
+
+    def content(self, content_ids: Any) -> Any:
+        """Always fails."""
+        raise ConnectionError(self.reason)
+
+
+def open_features(config: FlywheelConfig, content_ids: list[str], vector_dim: int) -> FeatureSource:
+    """The configured feature source; an online store that cannot be opened degrades (logged)."""
+    if config.serving.feature_source == "none":
+        return StaticFeatures(vector_dim=vector_dim)
+    try:
+        from flywheel.features import formulas as f
+        from flywheel.features.online import OnlineFeatureReader
+        from flywheel.features.store import open_store
+        from flywheel.serving.features import OnlineFeatures
+
+        store = open_store(config.features)
+        reader = OnlineFeatureReader(store, vocab=f.GenreVocabulary(tuple(config.features.genres)))
+        reader.refresh(content_ids)
+        return OnlineFeatures(reader, vector_dim=vector_dim)
+    except Exception as exc:  # noqa: BLE001 - serve degraded rather than not at all
+        LOG.warning("feature store unavailable, serving default features (degraded): %s", exc)
+        return UnavailableFeatures(f"feature store unavailable: {exc}")
+
+
+@dataclass
+class ServerParts:
+    """What `flywheel serve` runs, and how to stop it."""
+
+    model: RecommenderModel
+    router: Router
+    watcher: RegistryWatcher | None = None
+    writer: PredictionWriter | None = None
+    triton: TritonServer | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop polling, drain the shadow and the prediction log, stop Triton."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.router.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.triton is not None:
+            self.triton.stop()
+
+
+def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts:
+    """Load what serves (a bundle folder, else the registry's aliases), the ranker backend and the log.
+
+    With ``triton`` a local tritonserver is started on the first version loaded, and each version's
+    ranker is added to its repository (``ranker/<version>/``) as it is loaded.
+
+    Raises:
+        LookupError: The registry has no champion.
+        FileNotFoundError: The bundle folder or the tritonserver binary is missing.
+    """
+    serving = config.serving
+    torch.set_num_threads(1)  # one request per core beats intra-op threads on batches of a few hundred rows
+    cache = Path(serving.model_cache_dir)
+    parts_triton: list[TritonServer] = []
+    triton_versions: set[int] = set()
+    repository = cache / "triton" / "repository"
+    sources: dict[tuple[str, ...], FeatureSource] = {}
+    ranker_name = serving.triton.model_name
+
+    def ranker_for(bundle: Any, version: str) -> RankerBackend | None:
+        tv = triton_version(version)
+        url = serving.triton.url
+        if triton:
+            if tv not in triton_versions:
+                add_ranker_version(repository, bundle, tv, model_name=ranker_name)
+                if parts_triton:
+                    parts_triton[0].reload(ranker_name)
+                else:
+                    server = start_triton(
+                        repository,
+                        cache / "triton",
+                        http_port=serving.triton.http_port or free_port(),
+                        grpc_port=serving.triton.grpc_port or free_port(),
+                        model_name=ranker_name,
+                    )
+                    parts_triton.append(server)
+                    server.wait_ready(ranker_name, serving.triton.startup_timeout_s)
+                triton_versions.add(tv)
+            url = parts_triton[0].http_url
+        if not url:
+            return None
+        return TritonRanker(url, model_name=ranker_name, model_version=str(tv), timeout_s=serving.triton.timeout_s)
+
+    def build(folder: Path, version: str) -> Recommender:
+        import pandas as pd
+
+        from flywheel.models.bundle import ModelBundle
+
+        bundle = ModelBundle.load(folder)
+        catalog = pd.read_parquet(folder / "catalog.parquet")
+        ids = tuple(catalog["content_id"].astype(str))
+        if ids not in sources:
+            sources[ids] = open_features(config, list(ids), bundle.spec.user_vector_dim)
+        return Recommender(
+            bundle,
+            catalog,
+            features=sources[ids],
+            version=version,
+            ranker=ranker_for(bundle, version),
+            candidates=serving.candidates,
+            rules=serving.rules,
+        )
+
+    observer = PrometheusObserver()
+    writer = None
+    if serving.prediction_log_sample_rate > 0:
+        from flywheel.events.log import open_event_log
+
+        log = open_event_log(config.event_log)
+        log.create_topic(config.event_log.topics.predictions)
+        writer = PredictionWriter(
+            log.producer(config.event_log.topics.predictions),
+            sample_rate=serving.prediction_log_sample_rate,
+            flush_ms=serving.prediction_log_flush_ms,
+        )
+    watcher = None
+    try:
+        if serving.bundle_dir is not None:
+            deployment = Deployment(serving.model_name, champion=build(Path(serving.bundle_dir), "local"))
+        else:
+            from flywheel.registry.mlflow_registry import connect
+
+            connect(config.training.tracking_uri, config.training.experiment, str(config.training.artifact_root))
+            watcher = RegistryWatcher(config.training.model_name, serving.model_name, bundle_loader(cache, build))
+            watcher.poll()
+            assert watcher.deployment is not None
+            deployment = watcher.deployment
+    except BaseException:
+        for server in parts_triton:
+            server.stop()
+        if writer is not None:
+            writer.close()
+        raise
+    router = Router(
+        deployment,
+        writer=writer,
+        observer=observer,
+        shadow_workers=serving.shadow_workers,
+        shadow_queue=serving.shadow_queue,
+    )
+    observer.deployed(deployment)
+    if watcher is not None:
+
+        def swap(new: Deployment) -> None:
+            router.swap(new)
+            observer.deployed(new)
+
+        watcher.on_change = swap
+        watcher.start(serving.poll_interval_s)
+    model = RecommenderModel(
+        serving.model_name,
+        router,
+        default_k=serving.default_k,
+        max_k=serving.max_k,
+        max_exclude=serving.max_exclude,
+        observer=observer,
+    )
+    return ServerParts(model, router, watcher, writer, parts_triton[0] if parts_triton else None)
+
+
+class _BoundGRPCServer(GRPCServer):
+    """KServe's gRPC server on a chosen address (upstream hard-codes [::])."""
+
+    def __init__(self, host: str, port: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(port, *args, **kwargs)
+        self._host = host
+
+    async def start(self, max_workers: int) -> None:
+        """Serve until stopped."""
+        servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(LoggingInterceptor(), ExceptionToStatusInterceptor()),
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+            ],
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+        self._server.add_insecure_port(f"{self._host}:{self._port}")
+        await self._server.start()
+        await self._server.wait_for_termination()
+
+
+def run_model_server(model: RecommenderModel, *, host: str, http_port: int, grpc_port: int) -> None:
+    """Serve ``model`` over REST (and gRPC unless ``grpc_port`` is 0) on ``host`` until SIGTERM/SIGINT."""
+    try:
+        DEFAULT_REGISTRY.register(metrics.REGISTRY)  # Flywheel's metrics on KServe's /metrics
+    except ValueError:
+        pass  # already registered in this process
+    server = ModelServer(http_port=http_port, grpc_port=grpc_port or 8081, enable_grpc=grpc_port > 0, workers=1)
+    server.register_model(model)
+    rest = RESTServer(
+        "kserve.model_server:app",
+        server.dataplane,
+        server.model_repository_extension,
+        http_port,
+        grace_period=2,
+    )
+    rest.config.host = host
+    grpc_server = None
+    if grpc_port:
+        grpc_server = _BoundGRPCServer(
+            host,
+            grpc_port,
+            server.dataplane,
+            server.model_repository_extension,
+            kwargs=vars(kserve_args),
+            grace_period=1,
+        )
+    # uvicorn re-raises the signal it caught once it has stopped: a no-op handler lets cleanup run
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+
+    async def main() -> None:
+        server.setup_event_loop()
+        task = asyncio.create_task(grpc_server.start(server.max_threads)) if grpc_server else None
+        try:
+            await rest.start()
+        finally:
+            if grpc_server is not None and task is not None:
+                await grpc_server.stop()
+                task.cancel()
+
+    asyncio.run(main())

@@ -1,0 +1,98 @@
+"""`flywheel serve` answers tritonclient over HTTP and gRPC; health, metadata, metrics, prediction log."""
+
+import json
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+from flywheel.events.local_log import LocalEventLog
+from flywheel.serving.client import recommend
+from flywheel.serving.prediction_log import read_predictions
+from tests.support.services import ModelServer
+
+pytestmark = pytest.mark.integration
+
+
+def _inputs(module, user: str, k: int):
+    user_in = module.InferInput("user_id", [1], "BYTES")
+    user_in.set_data_from_numpy(np.array([user.encode()], dtype=np.object_))
+    k_in = module.InferInput("k", [1], "INT32")
+    k_in.set_data_from_numpy(np.array([k], dtype=np.int32))
+    return [user_in, k_in]
+
+
+def test_tritonclient_http_and_grpc_get_the_same_recommendations(server: ModelServer) -> None:
+    http = httpclient.InferenceServerClient(server.http_url)
+    grpc = grpcclient.InferenceServerClient(server.grpc_url)
+    by_http = http.infer("recommender", _inputs(httpclient, "u0003", 6))
+    by_grpc = grpc.infer("recommender", _inputs(grpcclient, "u0003", 6))
+    items = by_http.as_numpy("item_id")
+    assert items.shape == (6,) and by_http.as_numpy("score").dtype == np.float32
+    assert list(items) == list(by_grpc.as_numpy("item_id"))
+    np.testing.assert_allclose(by_http.as_numpy("score"), by_grpc.as_numpy("score"), rtol=1e-6)
+    params = by_http.get_response()["parameters"]
+    assert params["model_version"] == "local" and params["variant"] == "champion" and params["request_id"]
+    assert by_grpc.get_response().parameters["variant"].string_param == "champion"
+
+
+def test_the_json_protocol_and_the_client_agree(server: ModelServer) -> None:
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "user_id", "datatype": "BYTES", "shape": [1], "data": ["u0003"]},
+                {"name": "k", "datatype": "INT32", "shape": [1], "data": [6]},
+            ]
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{server.http_url}/v2/models/recommender/infer", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        answer = json.loads(response.read())
+    items = next(o for o in answer["outputs"] if o["name"] == "item_id")["data"]
+    assert items == recommend(server.http_url, "u0003", k=6).items
+
+
+def test_health_readiness_metadata_and_v1(server: ModelServer) -> None:
+    http = httpclient.InferenceServerClient(server.http_url)
+    assert http.is_server_live() and http.is_model_ready("recommender")
+    assert http.get_model_metadata("recommender")["name"] == "recommender"
+    body = json.dumps({"instances": [{"user_id": "u0001", "k": 3}]}).encode()
+    request = urllib.request.Request(
+        f"http://{server.http_url}/v1/models/recommender:predict", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        (prediction,) = json.loads(response.read())["predictions"]
+    assert len(prediction["item_id"]) == 3 and prediction["variant"] == "champion"
+
+
+def test_metrics_count_requests_and_stages(server: ModelServer) -> None:
+    recommend(server.http_url, "u0002", k=4)
+    with urllib.request.urlopen(f"http://{server.http_url}/metrics") as response:
+        text = response.read().decode()
+    assert 'flywheel_serving_requests_total{code="200",variant="champion"}' in text
+    for stage in ("features", "retrieval", "ranking", "rules"):
+        assert f'flywheel_serving_stage_seconds_count{{stage="{stage}",variant="champion"}}' in text
+    assert 'flywheel_serving_model_info{variant="champion",version="local"} 1.0' in text
+
+
+def test_each_answer_is_in_the_prediction_log(server: ModelServer) -> None:
+    answer = recommend(server.http_url, "u0042", k=5)
+    log = LocalEventLog(server.home / "log", partitions=8)
+    found = []
+    deadline = time.monotonic() + 10
+    while not found and time.monotonic() < deadline:  # the writer flushes within prediction_log_flush_ms
+        found = [r for r in read_predictions(log) if r.request_id == answer.request_id]
+    (record,) = found
+    assert (record.user_id, record.variant, record.model_version, record.model_name) == (
+        "u0042",
+        "champion",
+        "local",
+        "recommender",
+    )
+    assert list(record.items) == answer.items
+    np.testing.assert_allclose(record.scores, answer.scores, rtol=1e-6)

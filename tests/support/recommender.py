@@ -1,0 +1,63 @@
+"""A small trained model version on disk, for the serving tests and the serving bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
+from flywheel.models.bundle import train_bundle
+from flywheel.models.contract import CONTENT_DENSE, USER_DENSE, USER_VECTOR
+from flywheel.models.dataset import prepare_window
+from flywheel.models.synthetic import make_world
+from flywheel.serving.features import StaticFeatures, UserFeatures
+
+TINY_TRAINING = TrainingConfig(
+    retrieval=RetrievalConfig(epochs=2, history_length=10, batch_size=128, candidates=50),
+    ranker=RankerConfig(epochs=1, batch_size=256),
+    eval_k=(5, 10),
+)
+
+
+def write_bundle(folder: Path, *, seed: int = 11, n_users: int = 80, n_items: int = 60) -> tuple[Path, pd.DataFrame]:
+    """Train a tiny bundle on a synthetic world and save it with its catalog; returns (folder, window)."""
+    world = make_world(n_users=n_users, n_items=n_items, new_item_share=0.15, seed=seed)
+    frame = prepare_window(world.impressions(400, seed=seed + 1), world.catalog, history_length=10)
+    config = TINY_TRAINING.model_copy(update={"seed": seed})
+    bundle = train_bundle(frame, world.catalog, config)
+    bundle.save(folder)
+    world.catalog.to_parquet(folder / "catalog.parquet")
+    return folder, frame
+
+
+def static_features(frame: pd.DataFrame) -> StaticFeatures:
+    """In-memory features: each user's and title's latest row of the window."""
+    latest = frame.sort_values("event_timestamp", kind="stable")
+    users: dict[str, UserFeatures] = {}
+    for row in latest.groupby("user_id").tail(1).itertuples(index=False):
+        record = row._asdict()
+        users[str(record["user_id"])] = UserFeatures(
+            {name: float(record[name]) for name in USER_DENSE},
+            tuple(float(v) for v in record[USER_VECTOR]),
+            str(record["device_type"]),
+            True,
+        )
+    content = {
+        str(cid): [float(v) for v in values]
+        for cid, values in latest.groupby("content_id").tail(1).set_index("content_id")[list(CONTENT_DENSE)].iterrows()
+    }
+    vector_dim = len(next(iter(users.values())).genre_affinity) if users else 0
+    return StaticFeatures.from_tables(users, content, vector_dim=vector_dim)
+
+
+def grow_catalog(catalog: pd.DataFrame, size: int, *, seed: int = 0) -> pd.DataFrame:
+    """The catalog grown to ``size`` titles by copying rows under new ids (new titles: cold-start content)."""
+    rng = np.random.default_rng(seed)
+    extra = size - len(catalog)
+    if extra <= 0:
+        return catalog.reset_index(drop=True)
+    copies = catalog.iloc[rng.integers(0, len(catalog), extra)].reset_index(drop=True)
+    copies["content_id"] = [f"bench_{i:06d}" for i in range(extra)]
+    return pd.concat([catalog, copies], ignore_index=True)
