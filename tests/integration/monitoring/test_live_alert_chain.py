@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from flywheel.monitoring.trigger import AuditRecord, TriggerRules, read_audit
+from monitoring import metrics
 from monitoring.drift_job import Reference, run_drift
 from monitoring.metrics import start_metrics_server
 from monitoring.trigger_service import RetrainTrigger, webhook_server
@@ -83,6 +84,9 @@ def test_drift_fires_the_alert_and_starts_exactly_one_retraining(drifted_world: 
         (events,) = run_drift(drifted_world.config, window_spec=window, reference=reference, reports=False).results
         return events.features.share
 
+    for gauge in (metrics.DRIFT_SHARE, metrics.TARGET_DRIFT_SCORE, metrics.FEATURE_DRIFT_SCORE):
+        gauge.clear()  # gauges other tests of this process set (one registry per process)
+    metrics.PREDICTION_DRIFT_SCORE.set(0.0)
     assert check(calm) < 0.3  # before the shift: nothing to alert on
 
     runs: list[str] = []
