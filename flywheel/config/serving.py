@@ -83,8 +83,6 @@ class ServingConfig(Section):
     """The business rules."""
     triton: TritonConfig = TritonConfig()
     """The Triton ranker."""
-    rollout_schedule: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0)
-    """Canary fractions of the rollout stages, in order (rollout.stage indexes it)."""
     shadow_workers: int = Field(default=1, ge=1)
     """Threads answering shadow copies (never on the request path)."""
     shadow_queue: int = Field(default=64, ge=1)
@@ -103,7 +101,4 @@ class ServingConfig(Section):
     def _check(self) -> ServingConfig:
         if self.default_k > self.max_k:
             raise ValueError(f"default_k ({self.default_k}) is larger than max_k ({self.max_k})")
-        schedule = self.rollout_schedule
-        if not schedule or any(not 0 < f <= 1 for f in schedule) or list(schedule) != sorted(schedule):
-            raise ValueError(f"rollout_schedule must rise within (0, 1], got {list(schedule)}")
         return self

@@ -137,8 +137,8 @@ def test_kills_of_a_two_process_cluster_over_kafka_give_the_uninterrupted_result
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     events = f"events-{uuid.uuid4().hex[:8]}"
-    reference = _kafka_run(tmp_path / "reference", kafka_bootstrap, events, users=200)
-    killed = _kafka_run(tmp_path / "killed", kafka_bootstrap, events, users=200)
+    reference = _kafka_run(tmp_path / "reference", kafka_bootstrap, events, users=150)
+    killed = _kafka_run(tmp_path / "killed", kafka_bootstrap, events, users=150)
     config = load_config(reference.config)
     log = KafkaEventLog(config.event_log.kafka, partitions=4)
     log.create_topic(events, 4)
