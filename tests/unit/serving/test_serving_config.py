@@ -20,9 +20,7 @@ def test_empty_environment_values_mean_none() -> None:
     assert TritonConfig(url="").url_for("canary") is None
 
 
-def test_a_schedule_that_does_not_rise_is_refused() -> None:
-    with pytest.raises(ValueError, match="rollout_schedule"):
-        ServingConfig(rollout_schedule=(0.5, 0.25))
+def test_default_k_above_max_k_is_refused() -> None:
     with pytest.raises(ValueError, match="default_k"):
         ServingConfig(default_k=50, max_k=10)
 
