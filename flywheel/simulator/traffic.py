@@ -319,8 +319,10 @@ class SimulatedUsers:
         return producer.send_many(due) if due else 0
 
     def drain(self, producer: Producer) -> int:
-        """Write every pending feedback event now, in time order; returns how many."""
-        return self._release(producer, np.iinfo(np.int64).max)
+        """Write every pending feedback event now, in time order, and flush; returns how many."""
+        written = self._release(producer, np.iinfo(np.int64).max)
+        producer.flush()
+        return written
 
 
 def http_recommender(
