@@ -283,10 +283,10 @@ class SimulatedUsers:
         """
         summary = TrafficSummary(start_ms=self.now_ms)
         for done in range(1, requests + 1):
-            at = self.now_ms
             user = self.draw_user()
             try:
                 served = recommend(self.world.population.user_ids[user], k)
+                at = self.now_ms  # the user sees the answer once it has arrived (after the server logged it)
             except Exception as exc:  # noqa: BLE001 - a failed request is a fact of the traffic, counted
                 summary.failed += 1
                 summary.last_error = f"{type(exc).__name__}: {exc}"
