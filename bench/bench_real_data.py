@@ -128,7 +128,10 @@ def pipeline_metrics(home: Path) -> dict[str, float]:
     if runs.empty:
         raise SystemExit("no MLflow run found: the pipeline did not log an evaluation")
     row = runs.iloc[0]
-    return {c.removeprefix("metrics."): float(row[c]) for c in runs.columns if c.startswith("metrics.")}
+    # MLflow metric names spell "@" as "_at_" (see flywheel.registry.mlflow_registry)
+    return {
+        c.removeprefix("metrics.").replace("_at_", "@"): float(row[c]) for c in runs.columns if c.startswith("metrics.")
+    }
 
 
 def evaluated_split(home: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
