@@ -13,6 +13,7 @@ ARG BASE_IMAGE=python:3.11.14-slim-bookworm
 # ---- build: a virtualenv with the pinned dependencies, then the project itself --------------
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# extra pip options for the dependencies, e.g. "--index-url https://pypi.internal/simple"
 ARG PIP_EXTRA_ARGS=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

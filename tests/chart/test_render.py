@@ -124,6 +124,42 @@ def test_the_kserve_check_catches_a_misplaced_field_and_a_wrong_type() -> None:
     ]
 
 
+def operator_round_trip(obj: dict[str, Any]) -> dict[str, Any]:
+    """Load a Prometheus Operator object into its CRD model and dump it back: unknown fields fall out.
+
+    Raises:
+        pydantic.ValidationError: A field has the wrong type.
+    """
+    from cloudcoil.models.prometheus_operator import v1
+
+    model = getattr(v1, obj["kind"]).model_validate(obj)
+    result: dict[str, Any] = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return result
+
+
+def test_prometheus_operator_objects_match_the_crd_models(rendered: Rendered) -> None:
+    objects = [obj for obj in rendered.objects if obj["apiVersion"] == "monitoring.coreos.com/v1"]
+    if rendered.name != "minimal":
+        assert {obj["kind"] for obj in objects} == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    for obj in objects:
+        assert operator_round_trip(obj) == obj, f"{obj['kind']}/{obj['metadata']['name']} has fields the CRD lacks"
+
+
+def test_the_operator_check_catches_an_unknown_field_a_missing_one_and_a_wrong_type() -> None:
+    import pydantic
+
+    monitor = copy.deepcopy(render_scenario("default").of_kind("ServiceMonitor")[0])
+    monitor["spec"]["endpoint"] = [{"port": "http"}]
+    assert operator_round_trip(monitor) != monitor
+    del monitor["spec"]["endpoints"]
+    with pytest.raises(pydantic.ValidationError, match="spec.endpoints"):
+        operator_round_trip(monitor)
+    rule = copy.deepcopy(render_scenario("default").of_kind("PrometheusRule")[0])
+    rule["spec"]["groups"][0]["rules"] = "not a list"
+    with pytest.raises(pydantic.ValidationError):
+        operator_round_trip(rule)
+
+
 def test_inference_services_run_on_the_charts_triton_runtime_in_standard_mode(rendered: Rendered) -> None:
     runtimes = {obj["metadata"]["name"] for obj in rendered.of_kind("ServingRuntime")}
     variants = []

@@ -103,3 +103,45 @@ def test_the_rendered_flywheel_configuration_loads(rendered: Rendered, tmp_path:
     assert config.event_log.backend == "kafka"
     assert config.features.online_store == "redis"
     assert config.training.tracking_uri == "http://mlflow:5000"
+
+
+def _objects_without_closed_keys(schema: Any, where: str = "") -> list[str]:
+    """Paths of object schemas that would accept keys they do not list."""
+    found: list[str] = []
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+            found.append(where or "/")
+        for key, value in schema.items():
+            found += _objects_without_closed_keys(value, f"{where}/{key}")
+    elif isinstance(schema, list):
+        for i, item in enumerate(schema):
+            found += _objects_without_closed_keys(item, f"{where}/{i}")
+    return found
+
+
+def test_every_object_of_the_values_schema_rejects_unknown_keys() -> None:
+    import json
+
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text(encoding="utf-8"))
+    assert _objects_without_closed_keys(schema) == []
+    assert _objects_without_closed_keys({"type": "object", "properties": {"a": {"type": "object"}}}) == [
+        "/",
+        "/properties/a",
+    ]
+
+
+def test_every_value_has_a_schema_entry() -> None:
+    import json
+
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text(encoding="utf-8"))
+
+    def missing(values: Any, node: dict[str, Any], where: str) -> list[str]:
+        if not isinstance(values, dict):
+            return []
+        out = []
+        for key, value in values.items():
+            child = node.get("properties", {}).get(key)
+            out += [f"{where}.{key}"] if child is None else missing(value, child, f"{where}.{key}")
+        return out
+
+    assert missing(yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8")), schema, "") == []

@@ -77,8 +77,11 @@ Addresses of the services the workloads talk to.
 {{- end }}
 {{- end }}
 
-{{- define "flywheel.routerUrl" -}}
-{{- printf "http://%s:%d" (include "flywheel.componentName" (dict "ctx" . "component" "router")) (int .Values.serving.router.httpPort) }}
+{{/*
+host:port of the recommender's HTTP endpoint (what `flywheel recommend --url` takes).
+*/}}
+{{- define "flywheel.routerAddress" -}}
+{{- printf "%s:%d" (include "flywheel.componentName" (dict "ctx" . "component" "router")) (int .Values.serving.router.httpPort) }}
 {{- end }}
 
 {{/*
