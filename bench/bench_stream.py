@@ -252,7 +252,7 @@ def main() -> None:
         verdict = "met" if scale >= SCALE_GOAL else "NOT met"
         print(f"full, 2 processes vs 1: x{scale:.2f} (goal >= x{SCALE_GOAL}: {verdict})")
         print(
-            f"full vs keyed floor, 1 process: {floor:.0%} (goal >= {FLOOR_GOAL:.0%}: "
+            f"full vs keyed floor, 1 process: {floor:.1%} (goal >= {FLOOR_GOAL:.0%}: "
             f"{'met' if floor >= FLOOR_GOAL else 'NOT met'})"
         )
 

@@ -193,7 +193,9 @@ class Loop:
 
         run_dir = Path(self.config.home).resolve() / "pipelines" / f"{name}-loop"
         run_dir.mkdir(parents=True, exist_ok=True)
-        arguments = retraining_arguments(self.config, window_start=window_start, window_end=window_end)
+        # no simulator oracle: its full-information metrics fail on a window cut before the world's end
+        # (main's evaluation, 2026-12-02); the promotion gate reads the holdout metrics only
+        arguments = retraining_arguments(self.config, window_start=window_start, window_end=window_end, oracle=False)
 
         def on_event(task: str, status: str) -> None:
             if status != "started":
@@ -216,8 +218,9 @@ class Loop:
         self.note("decision", f"v{outcome.get('version')} registered as {outcome.get('alias')}")
         return str(outcome.get("version"))
 
-    def _traffic(self, parts: Any, start_ms: int, requests: int, *, seed: int) -> Any:
-        """Simulated users (drifted tastes: the world's shift applies from ``shift_day``) call the router."""
+    def _traffic(self, parts: Any, requests: int, *, seed: int) -> Any:
+        """Simulated users call the router in real time (the prediction log stamps the wall clock); their
+        tastes are the drifted ones (the world's shift applies from ``shift_day``)."""
         from flywheel.events.log import open_event_log
         from flywheel.serving.prediction_log import new_request_id
         from flywheel.serving.protocol import RecommendRequest
@@ -239,7 +242,7 @@ class Loop:
         log = open_event_log(self.config.event_log)
         try:
             producer = log.producer(self.config.event_log.topics.events)
-            users = SimulatedUsers(self._world, seed=seed, start_ms=start_ms, mean_gap_ms=2000.0)
+            users = SimulatedUsers(self._world, seed=seed, realtime=True)
             summary = users.run(recommend, producer, requests=requests)
             summary.events_written += users.drain(producer)
             producer.flush()
@@ -247,23 +250,22 @@ class Loop:
             log.close()
         return summary
 
-    def serve(self, end_ms: int, requests: int) -> int:
+    def serve(self, requests: int) -> None:
         """The champion (KServe model's router, in-process) answers simulated users whose tastes moved."""
         with self.stage("serve", "the champion answers simulated users in-process (router + prediction log)") as rec:
             try:
                 from serving.server import build_server
             except ImportError:
                 rec.status, rec.detail = "skipped", "the model server is not on this branch"
-                return end_ms
+                return
             parts = build_server(self.config)
             try:
-                summary = self._traffic(parts, end_ms + 60_000, requests, seed=1)
+                summary = self._traffic(parts, requests, seed=1)
             finally:
                 parts.close()
             rec.detail = f"{summary.requests} requests, CTR {summary.ctr:.4f} ({dict(summary.by_variant)})"
         self.note("metric", f"online ctr champion v{self.result.facts.get('champion')} (drifted users)", summary.ctr)
         self.result.facts["online_before"] = {"ctr": summary.ctr, "requests": summary.requests}
-        return int(summary.end_ms)
 
     def detect(self, start_ms: int, end_ms: int) -> dict[str, Any]:
         """The drift job over the days after the shift against the champion's training window."""
@@ -329,7 +331,7 @@ class Loop:
                     cfg.trigger.max_runs_per_day,
                 ),
                 audit_path=audit,
-                runner=LocalRunner(self.config, window_start=window_start),
+                runner=LocalRunner(self.config, window_start=window_start, oracle=False),
                 retry_attempts=cfg.trigger.retry_attempts,
                 retry_backoff_seconds=cfg.trigger.retry_backoff_seconds,
             )
@@ -346,84 +348,71 @@ class Loop:
         self.result.facts["decisions"] = [asdict(r) for r in read_audit(audit)]
         return outcome
 
-    def canary(self, outcome: dict[str, Any], traffic_start_ms: int, requests: int) -> None:
-        """The challenger answers a share of the users beside the champion; promote or roll back.
-
-        The rollout helper's analysis (flywheel.serving.rollout) decides when it is on the branch;
-        until then the loop compares the canary's CTR with the champion's on the same traffic
-        (promote when it is at least as high) and says so in the reason.
-        """
-        from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases, promote
+    def canary(self, outcome: dict[str, Any], requests: int, max_rounds: int = 6) -> None:
+        """The challenger is canaried by the rollout code (registry tags read by the model server's
+        watcher, the automatic analysis on the prediction log and the feedback): rounds of traffic
+        and analysis until it is promoted or rolled back; still undecided after ``max_rounds``, it is
+        rolled back with that reason (the champion stays)."""
+        from flywheel.registry.mlflow_registry import CHAMPION, aliases
 
         model = self.config.training.model_name
-        with self.stage(
-            "canary", "the challenger takes a share of users; promote or roll back, with the reason"
-        ) as rec:
-            names = aliases(model)
+        with self.stage("canary", "the challenger takes a growing share of users; promote or roll back") as rec:
             if outcome.get("status") != "registered":
                 reason = outcome.get("reason", "no retraining")
-                rec.detail = f"no challenger ({reason}); champion v{names.get(CHAMPION)} kept"
+                champion = aliases(model).get(CHAMPION)
+                self.result.facts["champion_after"] = champion
+                if champion != self.result.facts.get("champion"):  # a model that lost must leave the champion alone
+                    raise RuntimeError(f"the champion moved to v{champion} without a challenger winning")
+                rec.detail = f"no challenger ({reason}); champion v{champion} kept"
                 self.note("decision", rec.detail)
                 self.result.facts["decision"] = {"action": "kept", "reason": rec.detail}
                 return
             try:
-                from flywheel.serving.router import Deployment
-                from flywheel.serving.routing import RolloutState
+                from flywheel.events.log import open_event_log
+                from flywheel.serving.rollout import RolloutDecision
+                from flywheel.serving.rollout_registry import analyze_rollout, apply_decision, start_rollout
+                from flywheel.serving.rollout_registry import audit_path as rollout_audit
                 from serving.server import build_server
             except ImportError:
-                rec.status = "skipped"
-                rec.detail = f"challenger v{names.get(CHALLENGER)} registered; no model server on this branch"
+                rec.status, rec.detail = "skipped", "the serving and rollout code is not on this branch"
                 return
-            fraction = 0.5
-            parts = build_server(self.config)
-            try:
-                champion = parts.router.deployment.champion
-                loader = parts.watcher.loader if parts.watcher is not None else None
-                if loader is None:
-                    raise RuntimeError("the canary needs the registry (serving.bundle_dir must be empty)")
-                from flywheel.registry.mlflow_registry import version_by_alias
-
-                challenger = version_by_alias(model, CHALLENGER)
-                assert challenger is not None
-                canary = loader(challenger.version, challenger.run_id)
-                rollout = RolloutState(f"loop-v{challenger.version}", fraction, 0, "running")
-                parts.router.swap(
-                    Deployment(
-                        champion=champion, canary=canary, model_name=self.config.serving.model_name, rollout=rollout
-                    )
+            audit = rollout_audit(self.config)
+            state = start_rollout(model, self.config.rollout, audit)
+            self.note("canary", f"{state.rollout_id}: v{state.canary_version} at {state.fraction:.0%}", state.fraction)
+            step = None
+            for round_ in range(max_rounds):
+                parts = build_server(self.config)  # the watcher loads champion + canary from the registry
+                try:
+                    summary = self._traffic(parts, requests, seed=10 + round_)
+                finally:
+                    parts.close()  # drains the prediction log
+                log = open_event_log(self.config.event_log)
+                try:
+                    step = analyze_rollout(self.config, log)
+                finally:
+                    log.close()
+                if step.evidence is not None:
+                    for variant, ev in step.evidence.variants.items():
+                        self.note("metric", f"online ctr {variant} (round {round_ + 1})", ev.ctr)
+                decided = f"{step.decision.decision}: {step.decision.reason}"
+                self.note("canary", f"round {round_ + 1} ({dict(summary.by_variant)}): {decided}", step.after.fraction)
+                if step.after.status != "running":
+                    break
+            assert step is not None
+            final = step.after
+            if final.status == "running":
+                reason = f"no decision after {max_rounds} rounds ({step.decision.reason}): the champion stays"
+                final = apply_decision(
+                    model, final, RolloutDecision("rollback", reason, final.stage, 0.0), audit, actor="loop"
                 )
-                self.note("canary", f"challenger v{challenger.version} answers {fraction:.0%} of users")
-                summary = self._traffic(parts, traffic_start_ms + 60_000, requests, seed=2)
-            finally:
-                parts.close()
-            ctr = self._ctr_by_variant(traffic_start_ms)
-            for variant, value in ctr.items():
-                self.note("metric", f"online ctr {variant}", value)
-            champ, cand = ctr.get("champion", 0.0), ctr.get("canary", 0.0)
-            if cand >= champ:
-                promote(model, CHALLENGER)
-                action = "promoted"
-            else:
-                action = "rolled back"
-            reason = (
-                f"canary CTR {cand:.4f} vs champion {champ:.4f} on {summary.requests} requests "
-                f"({dict(summary.by_variant)}): {action}"
-            )
-            rec.detail = reason
-            self.note("decision", reason)
-            self.result.facts["decision"] = {"action": action, "reason": reason, "ctr": ctr}
+            action = {"promoted": "promoted", "rolled_back": "rolled back"}.get(final.status, final.status)
+            last = step.decision.reason if step.after.status != "running" else reason
+            rec.detail = f"v{final.canary_version} {action}: {last}"
+            self.note("decision", rec.detail)
+            ctr = {v: e.ctr for v, e in step.evidence.variants.items()} if step.evidence is not None else {}
+            self.result.facts["decision"] = {"action": action, "reason": last, "ctr": ctr}
             self.result.facts["online_after"] = ctr
-
-    def _ctr_by_variant(self, since_ms: int) -> dict[str, float]:
-        """Clicks per impression by the impression's variant, in the traffic after ``since_ms``."""
-        from flywheel.features.training_set import label_impressions
-        from monitoring.drift_job import events_frame, valid_events
-
-        events = events_frame(valid_events(self.config))
-        events = events.loc[events["timestamp_ms"] > since_ms]
-        examples = label_impressions(events, {}, int(self.config.features.label_window_minutes * 60_000))
-        variants = examples["example_id"].map(events.set_index("event_id")["variant"]).fillna("none")
-        return {str(v): float(c) for v, c in examples["label_click"].groupby(variants).mean().items()}
+            self.result.facts["champion_after"] = aliases(model).get(CHAMPION)
 
     # --- the record ---------------------------------------------------------------------------
 
@@ -525,10 +514,10 @@ def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float, requ
         loop.features()
         loop.stream(end_ms)
         loop.train(start_ms)
-        served_until = loop.serve(end_ms, requests)
+        loop.serve(requests)
         drift = loop.detect(start_ms, end_ms)
         outcome = loop.alert_and_retrain(drift, start_ms, end_ms)
-        loop.canary(outcome, served_until, requests)
+        loop.canary(outcome, requests)
     finally:
         console.print(loop.summary())
         report = write_report(loop.result, Path(config.home) / "reports" / "loop")

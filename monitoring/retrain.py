@@ -20,16 +20,19 @@ def _absolute(training: TrainingConfig) -> TrainingConfig:
     return training.model_copy(update={"tracking_uri": uri, "artifact_root": root})
 
 
-def retraining_arguments(config: FlywheelConfig, *, window_start: str = "", window_end: str = "") -> dict[str, Any]:
+def retraining_arguments(
+    config: FlywheelConfig, *, window_start: str = "", window_end: str = "", oracle: bool = True
+) -> dict[str, Any]:
     """The retraining pipeline's arguments: the window is built by the feature platform from the
-    configuration; the catalog and oracle are the simulator's ground truth when they exist."""
+    configuration; the catalog and (with ``oracle``) the oracle are the simulator's ground truth
+    when they exist."""
     truth = Path(config.simulator.ground_truth_dir)
     catalog = config.features.catalog_path or truth / "catalog.parquet"
     return {
         "window_uri": "",
         "platform_config_json": config.model_dump_json(),
         "catalog_uri": str(Path(catalog).resolve()),
-        "oracle_uri": str(truth.resolve()) if (truth / "manifest.json").exists() else "",
+        "oracle_uri": str(truth.resolve()) if oracle and (truth / "manifest.json").exists() else "",
         "config_json": _absolute(config.training).model_dump_json(),
         "window_start": window_start,
         "window_end": window_end,
@@ -39,8 +42,10 @@ def retraining_arguments(config: FlywheelConfig, *, window_start: str = "", wind
 class LocalRunner:
     """Runs the retraining pipeline in this process with kfp.local (one run at a time)."""
 
-    def __init__(self, config: FlywheelConfig, *, window_start: str = "", window_end: str = "") -> None:
-        self.config, self.window_start, self.window_end = config, window_start, window_end
+    def __init__(
+        self, config: FlywheelConfig, *, window_start: str = "", window_end: str = "", oracle: bool = True
+    ) -> None:
+        self.config, self.window_start, self.window_end, self.oracle = config, window_start, window_end, oracle
 
     def __call__(self, run_id: str) -> dict[str, Any]:
         """Run and return the pipeline's outcome (registered / stopped / failed)."""
@@ -48,7 +53,9 @@ class LocalRunner:
 
         run_dir = Path(self.config.home).resolve() / "pipelines" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        arguments = retraining_arguments(self.config, window_start=self.window_start, window_end=self.window_end)
+        arguments = retraining_arguments(
+            self.config, window_start=self.window_start, window_end=self.window_end, oracle=self.oracle
+        )
         t0 = time.perf_counter()
         outcome = run_local("retraining", arguments, pipeline_root=run_dir / "root", log_path=run_dir / "kfp.log")
         outcome["seconds"] = round(time.perf_counter() - t0, 1)

@@ -5,14 +5,14 @@
 # or rolled back, with the reason. Ends with a summary table (stage times, peak memory, online CTR)
 # and an HTML report with plots ($FLYWHEEL_HOME/reports/loop/loop.html).
 # State goes to $FLYWHEEL_HOME (default .flywheel/demo); each run starts clean.
-# DEMO_USERS sets the simulated population (default 600), DEMO_DAYS the days (default 6).
+# DEMO_USERS sets the simulated population (default 500), DEMO_DAYS the days (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FLYWHEEL_HOME="${FLYWHEEL_HOME:-.flywheel/demo}"
 export MLFLOW_DISABLE_TELEMETRY=true
 FW=".venv/bin/flywheel"
-USERS="${DEMO_USERS:-600}"
-DAYS="${DEMO_DAYS:-6}"
+USERS="${DEMO_USERS:-500}"
+DAYS="${DEMO_DAYS:-5}"
 rm -rf "$FLYWHEEL_HOME"
 mkdir -p "$FLYWHEEL_HOME"
 

@@ -7,6 +7,8 @@ All the logic is in :mod:`flywheel.serving`; a broken request is a 400 naming th
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,9 +26,18 @@ class RecommenderModel(Model):
     """Thin KServe model over a :class:`~flywheel.serving.router.Router`."""
 
     def __init__(
-        self, name: str, router: Router, *, default_k: int, max_k: int, max_exclude: int, observer: PrometheusObserver
+        self,
+        name: str,
+        router: Router,
+        *,
+        default_k: int,
+        max_k: int,
+        max_exclude: int,
+        observer: PrometheusObserver,
+        threads: int = 2,
     ) -> None:
         super().__init__(name)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recommend")
         self.router = router
         self.limits = {"default_k": default_k, "max_k": max_k, "max_exclude": max_exclude}
         self.observer = observer
@@ -56,7 +67,12 @@ class RecommenderModel(Model):
             return [parse_v1_instance(i, **self.limits) for i in payload["instances"]]
         raise RequestError("expected an inference request (v2 inputs, or v1 {'instances': [...]})")
 
-    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Answer on the request threads (torch and NumPy release the GIL: requests overlap on the cores)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.answer, payload)
+
+    def answer(self, payload: Any) -> Any:
         """Answer the request(s); a broken request raises InvalidInput (400)."""
         try:
             requests = self._parse(payload)

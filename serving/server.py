@@ -29,6 +29,7 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest.server import RESTServer
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from threadpoolctl import threadpool_limits
 
 from flywheel.config.models import FlywheelConfig
 from flywheel.serving.deployment import RegistryWatcher, bundle_loader
@@ -112,7 +113,10 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
         FileNotFoundError: The bundle folder or the tritonserver binary is missing.
     """
     serving = config.serving
-    torch.set_num_threads(1)  # one request per core beats intra-op threads on batches of a few hundred rows
+    # one request per core beats intra-op threads on batches of a few hundred rows; OpenBLAS's
+    # spinning threads cost 10x throughput under concurrent requests on two cores
+    torch.set_num_threads(1)
+    threadpool_limits(1)
     cache = Path(serving.model_cache_dir)
     parts_triton: list[TritonServer] = []
     triton_versions: set[int] = set()
@@ -142,7 +146,12 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
             url = parts_triton[0].http_url
         if not url:
             return None
-        return TritonRanker(url, model_name=ranker_name, model_version=str(tv), timeout_s=serving.triton.timeout_s)
+        # the local repository holds one ranker version per model version; an external predictor
+        # (a Triton ServingRuntime on a cluster) serves its own repository: ask for its default version
+        version_asked = str(tv) if triton else ""
+        return TritonRanker(
+            url, model_name=ranker_name, model_version=version_asked, timeout_s=serving.triton.timeout_s
+        )
 
     def build(folder: Path, version: str) -> Recommender:
         import pandas as pd
@@ -160,7 +169,6 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
             features=sources[ids],
             version=version,
             ranker=ranker_for(bundle, version),
-            candidates=serving.candidates,
             rules=serving.rules,
         )
 
@@ -217,6 +225,7 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
         max_k=serving.max_k,
         max_exclude=serving.max_exclude,
         observer=observer,
+        threads=serving.request_threads,
     )
     return ServerParts(model, router, watcher, writer, parts_triton[0] if parts_triton else None)
 

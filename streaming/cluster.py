@@ -7,6 +7,7 @@ over all of their workers. On Kubernetes each pod is one process of the cluster.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
@@ -33,11 +34,16 @@ def run_local_cluster(command_for: Callable[[int, Sequence[str]], list[str]], pr
 
     Returns:
         0 when every process exited cleanly, else the first failing exit status (the other
-        processes are then stopped).
+        processes are then stopped; so are all of them when this process gets SIGTERM).
     """
     addresses = local_addresses(processes)
     procs = [subprocess.Popen(command_for(i, addresses)) for i in range(processes)]
     failed = 0
+
+    def stop(signum: int, _frame: object) -> None:  # SIGTERM (e.g. a pod stopping): stop the processes too
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         pending = list(procs)
         while pending:
@@ -52,8 +58,14 @@ def run_local_cluster(command_for: Callable[[int, Sequence[str]], list[str]], pr
                     for other in pending:
                         other.terminate()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for proc in procs:
             if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
     return failed

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,10 +164,12 @@ class ProcessingSource(FixedPartitionedSource[Item, tuple[Any, bytes]]):
         elif isinstance(resume_state, tuple) and len(resume_state) == 2 and isinstance(resume_state[1], bytes):
             inner_state, state = resume_state[0], pickle.loads(resume_state[1])  # noqa: S301 - our own snapshot
         else:
-            raise RuntimeError(
+            message = (
                 f"the recovery data of source partition {for_part!r} was written by an older version of the "
                 "stream (an offset without the partition's state): start afresh (`flywheel stream --fresh`)"
             )
+            print(f"error: {message}", file=sys.stderr)  # a cluster's panic can hide the exception's text
+            raise RuntimeError(message)
         inner = self._inner.build_part(step_id, for_part, inner_state)
         return _ProcessingPartition(inner, self._to_record, state, self._options, for_part)
 

@@ -188,6 +188,8 @@ def loop(
     raw["simulator"]["scenarios"]["taste_drift"].update(
         enabled=True, at_day=shift_day, users_fraction=0.6, strength=2.0
     )
+    # the demo's canary: two stages, sized for the demo's traffic (a cluster keeps the configured ones)
+    raw["rollout"].update(schedule=[0.2, 0.5], min_impressions_per_stage=1500, min_units_per_variant=50)
     result = run_loop(
         FlywheelConfig.model_validate(raw), console=Console(file=sys.stdout), shift_day=shift_day, requests=requests
     )

@@ -14,7 +14,7 @@ from flywheel.cli.common import ConfigOption, console, fail, load
 from flywheel.config import FlywheelConfig
 
 if TYPE_CHECKING:
-    from flywheel.serving.rollout import Evidence, RolloutState
+    from flywheel.serving.rollout import Evidence, RolloutRecord
     from flywheel.serving.rollout_registry import AnalysisStep
 
 app = typer.Typer(help="Canary rollouts: start, analyse automatically, promote or roll back.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def _connect(config_path: Path | None) -> FlywheelConfig:
     return cfg
 
 
-def _state_line(state: RolloutState) -> str:
+def _state_line(state: RolloutRecord) -> str:
     if state.rollout_id is None:
         return "no rollout has been started"
     return (
@@ -224,3 +224,53 @@ def rollback(
 ) -> None:
     """Stop the running canary, or undo the last promotion (the previous champion returns)."""
     _manual("rollback", reason, config)
+
+
+@app.command("traffic")
+def traffic(
+    url: Annotated[str, typer.Option(help="host:port of the model server's HTTP endpoint")] = "127.0.0.1:8080",
+    requests: Annotated[int, typer.Option(help="Requests to send", min=1)] = 1000,
+    k: Annotated[int, typer.Option(help="Titles asked per request", min=1)] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the user draws and responses")] = 0,
+    shift_toward: Annotated[
+        str | None, typer.Option(help="Drift scenario: tastes move toward this genre from the first request")
+    ] = None,
+    shift_fraction: Annotated[float, typer.Option(help="Share of users whose taste moves", min=0, max=1)] = 0.5,
+    config: ConfigOption = None,
+) -> None:
+    """Simulated users (the simulator's world) call the model server and write their feedback to the events topic."""
+    from rich.progress import Progress
+
+    from flywheel.events.log import open_event_log
+    from flywheel.serving.rollout_registry import read_state
+    from flywheel.simulator.traffic import SimulatedUsers, TasteShift, http_recommender
+    from flywheel.simulator.world import build_world
+
+    cfg = _connect(config)
+    state = read_state(cfg.training.model_name)
+    shift = TasteShift(toward={shift_toward: 1.0}, users_fraction=shift_fraction) if shift_toward else None
+    try:
+        users = SimulatedUsers(build_world(cfg.simulator), seed=seed, realtime=True, taste_shift=shift)
+    except ValueError as exc:
+        fail(str(exc))
+    recommend = http_recommender(url, model=cfg.serving.model_name, rollout_id=state.rollout_id)
+    log = open_event_log(cfg.event_log)
+    try:
+        producer = log.producer(cfg.event_log.topics.events)
+        with Progress(console=console) as progress:
+            task = progress.add_task("simulated users calling the recommender", total=requests)
+            summary = users.run(
+                recommend, producer, requests=requests, k=k, progress=lambda d, _: progress.update(task, completed=d)
+            )
+        users.drain(producer)
+        producer.flush()
+    finally:
+        log.close()
+    console.print(
+        f"{summary.requests} answered ({dict(summary.by_variant)}), {summary.failed} failed; "
+        f"{summary.impressions} impressions, {summary.clicks} clicks (CTR {summary.ctr:.4f}), "
+        f"{summary.watch_seconds / 3600:.1f} h watched",
+        highlight=False,
+    )
+    if summary.last_error:
+        console.print(f"last error: {summary.last_error}", highlight=False)

@@ -197,8 +197,12 @@ def register(app: typer.Typer) -> None:
         feast: Annotated[bool | None, _opt("--feast/--no-feast", "Push the features to Feast.")] = None,
         fresh: Annotated[bool, _opt("--fresh", "Forget earlier progress (recovery, report, table).")] = False,
         processes: Annotated[int, _opt("--processes", "Dataflow processes on this machine (one cluster).", min=1)] = 1,
-        process_id: Annotated[int | None, typer.Option(hidden=True)] = None,
-        addresses: Annotated[str | None, typer.Option(hidden=True)] = None,
+        process_id: Annotated[
+            int | None, _opt("--process-id", "This process's index in a cluster (with --addresses).", min=0)
+        ] = None,
+        addresses: Annotated[
+            str | None, _opt("--addresses", "host:port of every process of the cluster, comma-separated.")
+        ] = None,
     ) -> None:
         """Run the streaming features dataflow: events -> DLQ / late topic / features (Feast)."""
         from flywheel.config.streaming import StreamingConfig
@@ -231,8 +235,12 @@ def register(app: typer.Typer) -> None:
 
             if not addresses:
                 fail("--process-id needs --addresses")
+            streaming = absolute_paths(streaming, config.home)
+            if streaming.recovery and not (streaming.recovery_dir and streaming.recovery_dir.exists()):
+                fail(f"recovery folder {streaming.recovery_dir} does not exist: create it first (`python -m "
+                     "bytewax.recovery DIR 1`) or run `flywheel stream --processes N`, which does")
             run_stream(
-                config, absolute_paths(streaming, config.home), until_end=not follow, as_of_end_ms=as_of_end,
+                config, streaming, until_end=not follow, as_of_end_ms=as_of_end,
                 process_id=process_id, addresses=addresses.split(","),
             )
             return

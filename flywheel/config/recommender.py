@@ -46,7 +46,7 @@ class CandidatesConfig(Section):
     """L2 weight of EASE (Steck 2019); larger for sparser data."""
     ease_min_support: int = Field(default=2, ge=1)
     """Titles with fewer training interactions are left out of the EASE item-item matrix."""
-    ease_max_items: int = Field(default=8000, ge=10)
+    ease_max_items: int = Field(default=5000, ge=10)
     """Most titles in the EASE matrix (the most interacted); it is dense, items x items float32."""
     popular_days: float = Field(default=30.0, gt=0)
     """Window of the popular-now source and the ``content_total_plays`` ranker feature."""
@@ -55,6 +55,3 @@ class CandidatesConfig(Section):
     negatives_per_user: int = Field(default=60, ge=1)
     """Retrieved candidates without engagement kept per user for the ranker (sampled uniformly;
     the heads' bias is corrected by log(sampling rate) so the probabilities stay calibrated)."""
-    user_id_choices: tuple[bool, ...] = (False, True)
-    """Per-user id embeddings in the two-tower: each choice is trained and validated on the
-    ranker's label interactions, and the better (NDCG@10) kept; one value fixes it."""

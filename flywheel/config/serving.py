@@ -18,9 +18,7 @@ class RulesConfig(Section):
     max_per_creator: int = Field(default=2, ge=1)
     """Titles of one creator allowed in the top K (new releases are exempt)."""
     new_release_days: float = Field(default=14.0, ge=0)
-    """A title released this many days ago or less is a new release: always a candidate, never capped."""
-    new_release_candidates: int = Field(default=20, ge=0)
-    """New releases (best by the towers) added to the retrieved candidates of every request."""
+    """A title released this many days ago or less is a new release: never capped."""
 
 
 class TritonConfig(Section):
@@ -64,20 +62,18 @@ class ServingConfig(Section):
     """Where registered versions are downloaded to."""
     poll_interval_s: float = Field(default=10.0, gt=0)
     """How often the server reads the registry's aliases and rollout tags (reload on change)."""
+    request_threads: int = Field(default=2, ge=1)
+    """Threads answering requests (about one per core: the heavy steps release the GIL)."""
     default_k: int = Field(default=10, ge=1)
     """Items returned when the request gives no k."""
     max_k: int = Field(default=100, ge=1)
     """Largest k a request may ask for (a larger one is a 400)."""
     max_exclude: int = Field(default=1000, ge=0)
     """Most titles a request may list in `exclude`."""
-    candidates: int = Field(default=300, ge=1)
-    """Titles retrieved by the two-tower index for the ranker."""
     rules: RulesConfig = RulesConfig()
     """The business rules."""
     triton: TritonConfig = TritonConfig()
     """The Triton ranker."""
-    rollout_schedule: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0)
-    """Canary fractions of the rollout stages, in order (rollout.stage indexes it)."""
     shadow_workers: int = Field(default=1, ge=1)
     """Threads answering shadow copies (never on the request path)."""
     shadow_queue: int = Field(default=64, ge=1)
@@ -96,7 +92,4 @@ class ServingConfig(Section):
     def _check(self) -> ServingConfig:
         if self.default_k > self.max_k:
             raise ValueError(f"default_k ({self.default_k}) is larger than max_k ({self.max_k})")
-        schedule = self.rollout_schedule
-        if not schedule or any(not 0 < f <= 1 for f in schedule) or list(schedule) != sorted(schedule):
-            raise ValueError(f"rollout_schedule must rise within (0, 1], got {list(schedule)}")
         return self

@@ -33,8 +33,8 @@ class StreamingConfig(Section):
     """Worker threads per process."""
     content_shards: int = Field(default=64, ge=1, le=4096)
     """Keys over which the per-title state is spread (the unit of parallelism of that step).
-    Bytewax places a key on a worker by its hash, so many more shards than workers keep them
-    evenly loaded; each source batch sends at most one item per shard."""
+    Bytewax places a shard on a worker by a hash of its key, so many more shards than workers
+    keep them evenly loaded; each source batch sends at most one item per shard."""
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Port of the Prometheus endpoint while the dataflow runs (null: no endpoint)."""
     report_path: Path | None = None

@@ -295,7 +295,10 @@ def evaluate(
     labels = labelled[list(HEAD_NAMES)].astype(float)
     known = set(train["content_id"].astype(str))
     is_new = ~labelled["content_id"].astype(str).isin(known).to_numpy()
-    slices = {"content=new": is_new, "content=existing": ~is_new}
+    slices = {
+        f"device={d}": (labelled["device_type"] == d).to_numpy() for d in sorted(labelled["device_type"].unique())
+    }
+    slices["content=new"], slices["content=existing"] = is_new, ~is_new
     for i, head in enumerate(HEAD_NAMES):
         y = labels[head].to_numpy()
         metrics.update(_prefixed(f"heads.{head}", head_metrics(y, probs[:, i], config.calibration_bins)))
@@ -349,6 +352,7 @@ def evaluate(
         for name, score in flat.items():
             systems[name] = rank_flat(qidx, cids, score, len(users), kmax)
     ndcg_by_k: dict[str, dict[int, float]] = {}
+    devices = queries["device_type"].astype(str).to_numpy()
     for name, ranked in systems.items():
         rm = ranking_metrics(list(ranked), relevant, ks)
         metrics.update(_prefixed(name, rm))
@@ -357,6 +361,14 @@ def evaluate(
         if name in SLICED_SYSTEMS:
             for content, rel in relevant_by_content.items():
                 metrics.update(_prefixed(f"slice.content={content}.{name}", ranking_metrics(list(ranked), rel, ks)))
+            for d in sorted(set(devices)):
+                mask = devices == d
+                rd = ranking_metrics(
+                    [r for r, m in zip(ranked, mask, strict=True) if m],
+                    [r for r, m in zip(relevant, mask, strict=True) if m],
+                    ks,
+                )
+                metrics.update(_prefixed(f"slice.device={d}.{name}", rd))
     if oracle is not None:
         metrics.update(simulated_response_metrics(bundle, queries, catalog, train, oracle, config, champion=champion))
     p50, p99 = ranker_latency_ms(bundle)

@@ -38,36 +38,46 @@ def interaction_matrix(
 
 @dataclass
 class ItemToItem:
-    """EASE weights over a subset of the catalog (``items``: catalog rows, ``weights``: [m, m])."""
+    """EASE weights (``weights``: [m, m], zero diagonal) over the titles ``content_ids``."""
 
-    items: np.ndarray
+    content_ids: np.ndarray
     weights: np.ndarray
-    n_items: int
 
-    def scores(self, history: sparse.csr_matrix) -> np.ndarray:
-        """Scores [U, n_items] of every catalog title for users given as rows of ``history``
-        (binary, catalog columns); titles outside the EASE vocabulary score 0."""
-        sub = history[:, self.items]
-        out = np.zeros((history.shape[0], self.n_items), dtype=np.float32)
-        out[:, self.items] = np.asarray(sub @ self.weights, dtype=np.float32)
-        return out
+    def restricted(self, catalog_ids: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+        """The catalog columns of the model's titles that ``catalog_ids`` has, and the weights among them."""
+        cols = catalog_ids.get_indexer(self.content_ids.astype(str))
+        keep = cols >= 0
+        weights = self.weights if keep.all() else self.weights[np.ix_(keep, keep)]
+        return cols[keep], weights
 
     def save(self, path: str | Path) -> None:
         """Write the weights (``.npz``)."""
-        np.savez_compressed(path, items=self.items, weights=self.weights, n_items=np.asarray(self.n_items))
+        np.savez_compressed(path, content_ids=self.content_ids.astype(str), weights=self.weights)
 
     @classmethod
     def load(cls, path: str | Path) -> ItemToItem:
         """Read weights written by :meth:`save`."""
         with np.load(path) as data:
-            return cls(data["items"], data["weights"], int(data["n_items"]))
+            return cls(data["content_ids"].astype(str), data["weights"])
 
 
-def fit_ease(matrix: sparse.csr_matrix, *, lam: float, min_support: int = 1, max_items: int = 8000) -> ItemToItem:
+def item_to_item_scores(history: sparse.csr_matrix, columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """EASE scores [U, N] of every catalog title for users given as rows of ``history`` (binary,
+    catalog columns), with the model restricted to ``columns`` (see :meth:`ItemToItem.restricted`);
+    other titles score 0."""
+    out = np.zeros(history.shape, dtype=np.float32)
+    out[:, columns] = np.asarray(history[:, columns] @ weights, dtype=np.float32)
+    return out
+
+
+def fit_ease(
+    matrix: sparse.csr_matrix, content_ids: np.ndarray, *, lam: float, min_support: int = 1, max_items: int = 5000
+) -> ItemToItem:
     """Fit EASE on a binary user x item matrix.
 
     Args:
         matrix: [users, catalog items], 1 where the user showed interest.
+        content_ids: The ids of the matrix's columns.
         lam: The L2 weight (the diagonal added to the Gram matrix).
         min_support: Items with fewer interactions are left out.
         max_items: At most this many items (the most interacted) are kept.
@@ -81,13 +91,13 @@ def fit_ease(matrix: sparse.csr_matrix, *, lam: float, min_support: int = 1, max
         keep = np.sort(keep[np.argsort(-support[keep], kind="stable")[:max_items]])
     if len(keep) == 0:
         raise ValueError(f"item-to-item: no title has {min_support} interactions")
-    x = matrix[:, keep].astype(np.float64)
-    gram = np.asarray((x.T @ x).todense())
+    x = matrix[:, keep].astype(np.float32)
+    gram = np.asarray((x.T @ x).todense(), dtype=np.float32)
     gram[np.diag_indices_from(gram)] += lam
-    precision = np.linalg.inv(gram)
+    precision = np.linalg.inv(gram)  # float32: half the time and memory of float64, ample for EASE
     weights = -precision / np.diag(precision)
     weights[np.diag_indices_from(weights)] = 0.0
-    return ItemToItem(keep, weights.astype(np.float32), matrix.shape[1])
+    return ItemToItem(np.asarray(content_ids, dtype=object)[keep].astype(str), weights.astype(np.float32))
 
 
 def recent_counts(times_ms: np.ndarray, rows: np.ndarray, n_items: int, as_of_ms: int, days: float) -> np.ndarray:

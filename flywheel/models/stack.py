@@ -32,14 +32,22 @@ import torch
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
 from flywheel.models.bundle import ModelBundle
 from flywheel.models.contract import SOURCES
-from flywheel.models.dataset import INTEREST_LABELS, USER_COLUMNS, content_snapshot, pair_rows, split_window
-from flywheel.models.encoding import FeatureSpec, encode_catalog, watch_history
+from flywheel.models.dataset import (
+    INTEREST_LABELS,
+    USER_COLUMNS,
+    content_snapshot,
+    logs_impressions,
+    pair_rows,
+    split_window,
+)
+from flywheel.models.encoding import FeatureSpec, encode_catalog
 from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads, train_ranker
 from flywheel.models.sources import (
     ItemToItem,
     catalog_release_ms,
     fit_ease,
     interaction_matrix,
+    item_to_item_scores,
     new_release_scores,
     recent_counts,
     release_age_days,
@@ -77,7 +85,13 @@ def fit_item_to_item(train: pd.DataFrame, catalog: pd.DataFrame, config: Trainin
     keep = rows >= 0
     matrix = interaction_matrix(users[keep], rows[keep], int(users.max(initial=-1)) + 1, len(ids))
     try:
-        return fit_ease(matrix, lam=cand.ease_lambda, min_support=cand.ease_min_support, max_items=cand.ease_max_items)
+        return fit_ease(
+            matrix,
+            ids.to_numpy(dtype=object),
+            lam=cand.ease_lambda,
+            min_support=cand.ease_min_support,
+            max_items=cand.ease_max_items,
+        )
     except ValueError:
         return None
 
@@ -138,6 +152,8 @@ class Recommender:
         self.user_rows = latest[[c for c in USER_COLUMNS if c in latest.columns and c not in ("user_id", "history")]]
         self.snapshot = content_snapshot(train, pd.Timestamp(self.end_ms, unit="ms", tz="UTC"))
         self.index = TopKIndex.build(self.retrieval, encode_catalog(self.catalog, self.spec))
+        if self.item_to_item is not None:
+            self.i2i_columns, self.i2i_weights = self.item_to_item.restricted(self.column)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -160,15 +176,12 @@ class Recommender:
         else:
             frame["user_genre_affinity_vector"] = [np.zeros(dim)] * len(frame)
         frame["event_timestamp"] = pd.to_datetime(np.asarray(as_of_ms, dtype=np.int64), unit="ms", utc=True)
-        history = watch_history(
-            self.interest.assign(
-                click=1, event_timestamp=pd.to_datetime(self.interest["timestamp_ms"], unit="ms", utc=True)
-            ),
-            np.asarray(users, dtype=object),
-            frame["event_timestamp"].to_numpy(),
-            length=self.spec.history_length,
-            labels=("click",),
-        )
+        length = self.spec.history_length
+        history = []
+        for user, t in zip(users, np.asarray(as_of_ms, dtype=np.int64), strict=True):
+            times, rows = self.histories.get(user, (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)))
+            end = int(np.searchsorted(times, t, side="left"))
+            history.append(list(self.content_ids[rows[max(0, end - length) : end][::-1]]))
         frame["history"] = history
         return frame
 
@@ -208,7 +221,7 @@ class Recommender:
                 n_users,
                 n_items,
             )
-            scores["item_to_item"] = self.item_to_item.scores(history)
+            scores["item_to_item"] = item_to_item_scores(history, self.i2i_columns, self.i2i_weights)
         else:
             scores["item_to_item"] = np.full((n_users, n_items), -np.inf, dtype=np.float32)
         cand = self.config.candidates
@@ -397,15 +410,19 @@ def labelled_candidates(
 ) -> tuple[pd.DataFrame, float]:
     """Ranker rows for the users of ``later``, as of each one's first row there, labelled by ``later``.
 
-    The rows are the merged candidates of the sources plus every title ``later`` logs for the user
-    (engaged with, or shown without a click, with its logged position); each row's head labels
-    are the user's responses to the title in ``later`` (0 when none). Retrieved candidates without
+    The rows are the merged candidates of the sources plus, where ``later`` logs impressions, every
+    title shown to the user there (engaged with or not, with its logged position); each row's
+    head labels are the user's responses to the title in ``later`` (0 when none). Where only
+    engagements are logged (imported interactions), titles outside the candidates are left out:
+    they would all be positives, and the ranker would learn that no source proposing a title
+    makes it likely. Retrieved candidates without
     a logged response are kept up to ``negatives_per_user`` per user, sampled uniformly (None: all).
 
     Returns:
         The rows and the share of retrieved negatives kept.
     """
     users, times = first_queries(later)
+    shown = logs_impressions(later)
     later = later.assign(user_id=later["user_id"].astype(str), content_id=later["content_id"].astype(str))
     labels = later.groupby(["user_id", "content_id"])[list(HEAD_NAMES)].max()
     logged = later.groupby(["user_id", "content_id"])["position"].min()
@@ -421,6 +438,8 @@ def labelled_candidates(
         lr = recommender.column.get_indexer(labels.index.get_level_values(1)[mine])
         found = np.zeros_like(scored.candidates)
         found[lq[lr >= 0], lr[lr >= 0]] = True
+        if not shown:  # only engagements are logged: outside the candidates they would all be positives
+            found &= scored.candidates
         negatives = scored.candidates & ~found
         total += int(negatives.sum())
         if negatives_per_user is not None:

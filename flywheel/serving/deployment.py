@@ -48,11 +48,24 @@ class RegistryView:
 
 
 def read_registry(model_name: str) -> RegistryView:
-    """Aliases, their runs and the rollout tags of ``model_name`` (raises when MLflow is unreachable)."""
+    """Aliases, their runs and the rollout tags of ``model_name``.
+
+    Raises:
+        LookupError: The model is not registered.
+        MlflowException: The registry cannot be read.
+    """
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
-    model = client.get_registered_model(model_name)
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise LookupError(
+            f"no registered model {model_name!r} in the registry: train one (flywheel pipeline run) or serve --bundle"
+        ) from exc
     aliases = {alias: str(version) for alias, version in model.aliases.items()}
     runs = {v: str(client.get_model_version(model_name, v).run_id) for v in set(aliases.values())}
     return RegistryView(aliases, runs, rollout_from_tags(dict(model.tags)))

@@ -58,7 +58,7 @@ class FeatureSource(Protocol):
         """The user's features (defaults with ``known=False`` when unknown)."""
 
     def content(self, content_ids: Sequence[str]) -> np.ndarray:
-        """[n, len(CONTENT_DENSE)] content features of the titles, in CONTENT_DENSE order (0 when unknown)."""
+        """[n, len(CONTENT_DENSE)] content features of the titles, in CONTENT_DENSE order (NaN when unknown)."""
 
 
 @dataclass
@@ -67,8 +67,8 @@ class StaticFeatures:
 
     users: dict[str, UserFeatures] = field(default_factory=dict)
     content_rows: dict[str, int] = field(default_factory=dict)
-    content_matrix: np.ndarray = field(default_factory=lambda: np.zeros((1, len(CONTENT_DENSE))))
-    """Row 0 holds the defaults of unknown titles."""
+    content_matrix: np.ndarray = field(default_factory=lambda: np.full((1, len(CONTENT_DENSE)), np.nan))
+    """Row 0 (NaN) stands for unknown titles."""
     vector_dim: int = 0
 
     @classmethod
@@ -77,7 +77,7 @@ class StaticFeatures:
     ) -> StaticFeatures:
         """Tables from {user_id: features} and {content_id: values in CONTENT_DENSE order}."""
         ids = list(content)
-        matrix = np.zeros((len(ids) + 1, len(CONTENT_DENSE)))
+        matrix = np.full((len(ids) + 1, len(CONTENT_DENSE)), np.nan)
         if ids:
             matrix[1:] = np.asarray([content[i] for i in ids], dtype=float)
         return cls(dict(users), {cid: n + 1 for n, cid in enumerate(ids)}, matrix, vector_dim)
@@ -87,7 +87,7 @@ class StaticFeatures:
         return self.users.get(user_id) or default_user(self.vector_dim)
 
     def content(self, content_ids: Sequence[str]) -> np.ndarray:
-        """Content features of the titles (row 0, zeros, when unknown)."""
+        """Content features of the titles (NaN when unknown)."""
         rows = np.fromiter((self.content_rows.get(c, 0) for c in content_ids), dtype=np.intp, count=len(content_ids))
         return self.content_matrix[rows]
 
@@ -111,7 +111,9 @@ class OnlineFeatures:
     def content(self, content_ids: Sequence[str]) -> np.ndarray:
         """The titles' content features from the reader's in-memory matrix."""
         features = self.reader.read("", content_ids)
-        return features.items[:, self._content_columns]
+        values = features.items[:, self._content_columns].astype(float)
+        values[~np.asarray(features.content_known, dtype=bool)] = np.nan
+        return values
 
 
 def user_from_row(row: Mapping[str, Any], vector_dim: int) -> UserFeatures:

@@ -2,13 +2,12 @@
 
 Evidence (:func:`gather_evidence`):
 
-1. The prediction log (one record per request and variant, see the contract) is read with
-   :func:`prediction_frame`; shadow records are left out (their answers were never shown).
-2. Feedback events (impressions, clicks, playback ends) are attributed to the latest prediction
-   of the rollout that served that title to that user within the attribution window before the
-   event (:func:`attribute`).
+1. The prediction log, read with :func:`flywheel.serving.attribution.prediction_frame`, narrowed
+   to the rollout's champion and canary records (shadow answers were never shown).
+2. Feedback events attributed to the request that served the title
+   (:func:`flywheel.serving.attribution.attribute`).
 3. The unit is a user in a variant: a user the ramp moved from the champion to the canary counts
-   once in each, so no request is thrown away. Per unit: impressions, clicks, hours watched.
+   once in each, so no request is thrown away (:func:`flywheel.serving.attribution.unit_frame`).
 4. The experiments library judges the metrics (:func:`flywheel.experiments.analysis.analyze_units`):
    the delta method for ratios, and the always-valid mSPRT whose p-value stays valid however
    often a rollout is analysed; its p-values are Bonferroni-corrected over the metrics.
@@ -27,12 +26,11 @@ the fraction to the next stage (at the last stage: hold until a decision).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from flywheel.experiments.analysis import AnalysisSettings, analyze_units
@@ -40,33 +38,23 @@ from flywheel.experiments.catalogue import resolve_metric
 from flywheel.experiments.config import ExperimentSpec, VariantSpec
 from flywheel.experiments.multiple import bonferroni
 from flywheel.experiments.stats import SampleRatio, sample_ratio_check
+from flywheel.serving.attribution import attribute, unit_frame
+from flywheel.serving.routing import RolloutStatus, fraction_at, next_stage
 
 if TYPE_CHECKING:
     from flywheel.config.rollout import RolloutConfig
 
 Decision = Literal["raise", "promote", "rollback", "hold"]
-Status = Literal["running", "promoted", "rolled_back", "none"]
 CHAMPION, CANARY = "champion", "canary"
-PREDICTION_COLUMNS = (
-    "request_id",
-    "timestamp_ms",
-    "user_id",
-    "model_version",
-    "variant",
-    "rollout_id",
-    "items",
-    "latency_ms",
-    "error",
-)
-FEEDBACK_TYPES = ("impression", "click", "playback.stopped", "playback.completed")
 
 
 @dataclass(frozen=True, slots=True)
-class RolloutState:
-    """The live rollout as the registry holds it (registered-model tags and aliases)."""
+class RolloutRecord:
+    """The live rollout as the analysis needs it: the contract's tags (the server's
+    :class:`flywheel.serving.routing.RolloutState`) plus when the stage began and the two versions."""
 
     rollout_id: str | None
-    status: Status
+    status: RolloutStatus
     stage: int
     """Index into the schedule."""
     fraction: float
@@ -138,135 +126,6 @@ class RolloutDecision:
     fraction: float
 
 
-# --- reading -----------------------------------------------------------------------------------
-
-
-def prediction_frame(records: Iterable[Mapping[str, Any] | bytes]) -> pd.DataFrame:
-    """Prediction records (dicts or JSON bytes) as a frame of :data:`PREDICTION_COLUMNS`.
-
-    Only the contract's fields are read; a record that is not a JSON object with a user, a time
-    and a variant is skipped (the analysis must not crash on one bad line).
-    """
-    rows = []
-    for raw in records:
-        try:
-            rec = orjson.loads(raw) if isinstance(raw, bytes | bytearray) else raw
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(rec, Mapping) or rec.get("user_id") is None or rec.get("variant") is None:
-            continue
-        try:
-            ts = int(rec["timestamp_ms"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        items = rec.get("items") or []
-        latency = rec.get("latency_ms")
-        rows.append(
-            (
-                str(rec.get("request_id") or ""),
-                ts,
-                str(rec["user_id"]),
-                str(rec.get("model_version") or ""),
-                str(rec["variant"]),
-                None if rec.get("rollout_id") is None else str(rec["rollout_id"]),
-                [str(i) for i in items] if isinstance(items, list) else [],
-                float(latency) if isinstance(latency, int | float) else math.nan,
-                None if rec.get("error") is None else str(rec["error"]),
-            )
-        )
-    frame = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
-    frame["timestamp_ms"] = frame["timestamp_ms"].astype("int64")
-    frame["latency_ms"] = frame["latency_ms"].astype(float)
-    return frame
-
-
-# --- evidence ---------------------------------------------------------------------------------
-
-
-def attribute(predictions: pd.DataFrame, events: pd.DataFrame, window_ms: int) -> pd.DataFrame:
-    """Attribute feedback events to the prediction that served the title.
-
-    An impression counts for the latest prediction that served its title to its user within
-    ``window_ms`` before it (the contract's join on user and title). A click or playback counts
-    for the request of the latest impression of the same title in the same client session
-    before it, so a playback that ends after the user asked again is not credited to the later
-    answer; without such an impression it falls back to the same join as impressions.
-
-    Args:
-        predictions: A :func:`prediction_frame` (shadow records already left out).
-        events: Events with ``user_id``, ``session_id``, ``content_id``, ``event_type``,
-            ``timestamp_ms`` and ``watch_seconds`` (:func:`flywheel.experiments.metrics.events_frame`).
-        window_ms: How long after a prediction (exclusive) its feedback still counts.
-
-    Returns:
-        One row per attributed event: ``event_type``, ``timestamp_ms``, ``watch_seconds``,
-        ``user_id``, ``content_id``, and the prediction's ``request_id``, ``variant``,
-        ``prediction_ms``.
-    """
-    columns = ["event_type", "timestamp_ms", "watch_seconds", "user_id", "session_id", "content_id"]
-    served_columns = ["request_id", "variant", "prediction_ms"]
-    out_columns = [c for c in columns if c != "session_id"] + served_columns
-    served = predictions[predictions["error"].isna()][["request_id", "timestamp_ms", "user_id", "variant", "items"]]
-    served = served.explode("items").dropna(subset=["items"])
-    served = served.rename(columns={"items": "content_id", "timestamp_ms": "prediction_ms"})
-    feedback = events[events["event_type"].isin(FEEDBACK_TYPES) & events["content_id"].notna()][columns]
-    if served.empty or feedback.empty:
-        return pd.DataFrame(columns=out_columns)
-    served = served.astype({"prediction_ms": "int64", "user_id": str, "content_id": str})
-    feedback = feedback.astype({"timestamp_ms": "int64", "user_id": str, "content_id": str})
-    feedback["session_id"] = feedback["session_id"].fillna("").astype(str)
-    tolerance = max(0, window_ms - 1)
-
-    def latest_before(left: pd.DataFrame, right: pd.DataFrame, on: str, by: list[str]) -> pd.DataFrame:
-        return pd.merge_asof(
-            left.sort_values("timestamp_ms", kind="stable"),
-            right.sort_values(on, kind="stable"),
-            left_on="timestamp_ms",
-            right_on=on,
-            by=by,
-            direction="backward",
-            tolerance=tolerance,
-        )
-
-    is_impression = feedback["event_type"] == "impression"
-    impressions = latest_before(feedback[is_impression], served, "prediction_ms", ["user_id", "content_id"])
-    impressions = impressions.dropna(subset=["request_id"])
-    seen = impressions[["user_id", "session_id", "content_id", "timestamp_ms", *served_columns]].rename(
-        columns={"timestamp_ms": "impression_ms"}
-    )
-    rest = latest_before(feedback[~is_impression], seen, "impression_ms", ["user_id", "session_id", "content_id"])
-    orphan = rest["request_id"].isna()
-    fallback = latest_before(rest.loc[orphan, columns], served, "prediction_ms", ["user_id", "content_id"])
-    joined = pd.concat([impressions, rest[~orphan], fallback], ignore_index=True)
-    return joined.dropna(subset=["request_id"])[out_columns].reset_index(drop=True)
-
-
-def unit_frame(predictions: pd.DataFrame, attributed: pd.DataFrame) -> pd.DataFrame:
-    """Per-unit metrics (a unit = a user in a variant) in the shape the experiments analysis reads.
-
-    Every unit that was served counts, with zeros when no feedback came back.
-    """
-    served = predictions[predictions["error"].isna()]
-    unit = served["user_id"] + "|" + served["variant"]
-    first = (
-        served.assign(unit=unit).groupby("unit").agg(variant=("variant", "first"), exposure_ms=("timestamp_ms", "min"))
-    )
-    a_unit = attributed["user_id"] + "|" + attributed["variant"]
-    kind = attributed["event_type"]
-    ends = kind.isin(("playback.stopped", "playback.completed"))
-    out = first.copy()
-    out.index.name = "unit_id"
-    out["stratum"] = "all"
-    out["conflict"] = False
-    out["impressions"] = (kind == "impression").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
-    out["clicks"] = (kind == "click").groupby(a_unit).sum().reindex(out.index, fill_value=0).astype(float)
-    watch = attributed["watch_seconds"].where(ends, 0.0).fillna(0.0).astype(float)
-    out["watch_hours"] = (watch.groupby(a_unit).sum() / 3600.0).reindex(out.index, fill_value=0.0)
-    for name in ("impressions", "clicks", "watch_hours"):
-        out[f"pre_{name}"] = 0.0
-    return out
-
-
 def variant_evidence(predictions: pd.DataFrame, attributed: pd.DataFrame, variant: str) -> VariantEvidence:
     """Requests, errors, latency, impressions, clicks and watch time of one variant."""
     mine = predictions[predictions["variant"] == variant]
@@ -277,7 +136,7 @@ def variant_evidence(predictions: pd.DataFrame, attributed: pd.DataFrame, varian
     impressions = int((fb["event_type"] == "impression").sum())
     clicks = int((fb["event_type"] == "click").sum())
     ends = fb["event_type"].isin(("playback.stopped", "playback.completed"))
-    watch = float(fb.loc[ends, "watch_seconds"].fillna(0.0).sum())
+    watch = float(pd.to_numeric(fb.loc[ends, "watch_seconds"], errors="coerce").fillna(0.0).sum())
     return VariantEvidence(
         variant=variant,
         requests=requests,
@@ -357,7 +216,7 @@ def metric_tests(
 
 
 def gather_evidence(
-    predictions: pd.DataFrame, events: pd.DataFrame, state: RolloutState, config: RolloutConfig
+    predictions: pd.DataFrame, events: pd.DataFrame, state: RolloutRecord, config: RolloutConfig
 ) -> Evidence:
     """The evidence of the running rollout from the prediction log and the feedback events.
 
@@ -423,7 +282,7 @@ def _fmt(test: MetricTest) -> str:
     return f"{test.metric} {test.relative:+.2%} (always-valid p={test.p_adjusted:.3g})"
 
 
-def decide(evidence: Evidence, state: RolloutState, config: RolloutConfig) -> RolloutDecision:
+def decide(evidence: Evidence, state: RolloutRecord, config: RolloutConfig) -> RolloutDecision:
     """The next step of a rollout (see the module docstring for the order of the rules)."""
 
     def hold(reason: str) -> RolloutDecision:
@@ -461,14 +320,15 @@ def decide(evidence: Evidence, state: RolloutState, config: RolloutConfig) -> Ro
         )
     if primary.status != "ok":
         return hold(f"collecting: {primary.metric} cannot be tested yet, {primary.message}")
-    if state.stage < last:
-        nxt = state.stage + 1
+    nxt = next_stage(config.schedule, state.stage)
+    if nxt is not None:
+        fraction = fraction_at(config.schedule, nxt)
         return RolloutDecision(
             "raise",
             f"stage {state.stage} passed with {evidence.stage_canary_impressions} canary impressions and no "
-            f"significant harm: fraction {state.fraction:g} -> {config.schedule[nxt]:g}",
+            f"significant harm: fraction {state.fraction:g} -> {fraction:g}",
             nxt,
-            config.schedule[nxt],
+            fraction,
         )
     return hold(f"last stage: {primary.metric} not yet significantly different ({primary.message})")
 

@@ -18,33 +18,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from flywheel.registry.mlflow_registry import CHALLENGER, CHAMPION, aliases, promote, rollback, version_by_alias
+from flywheel.serving.attribution import prediction_frame
 from flywheel.serving.rollout import (
     Evidence,
     RolloutDecision,
-    RolloutState,
-    Status,
+    RolloutRecord,
     decide,
     evidence_record,
     gather_evidence,
-    prediction_frame,
 )
+from flywheel.serving.routing import TAG_FRACTION, TAG_ID, TAG_STAGE, TAG_STATUS, rollout_from_tags
 
 if TYPE_CHECKING:
     from flywheel.config.models import FlywheelConfig
     from flywheel.config.rollout import RolloutConfig
     from flywheel.events.log import EventLog
 
-TAG_ID = "rollout.id"
-TAG_FRACTION = "rollout.fraction"
-TAG_STAGE = "rollout.stage"
-TAG_STATUS = "rollout.status"
 TAG_STAGE_STARTED = "rollout.stage_started_ms"
 TAG_CHAMPION = "rollout.champion_version"
 TAG_CANARY = "rollout.canary_version"
-STATUSES = ("running", "promoted", "rolled_back", "none")
 
 
 class RolloutError(RuntimeError):
@@ -62,7 +57,7 @@ def _client() -> Any:
     return MlflowClient()
 
 
-def read_state(model_name: str) -> RolloutState:
+def read_state(model_name: str) -> RolloutRecord:
     """The rollout recorded on ``model_name`` (status ``none`` when there has been none)."""
     from mlflow.exceptions import MlflowException
 
@@ -70,19 +65,23 @@ def read_state(model_name: str) -> RolloutState:
         tags = dict(_client().get_registered_model(model_name).tags or {})
     except MlflowException:
         tags = {}
-    status = tags.get(TAG_STATUS, "none")
-    return RolloutState(
-        rollout_id=tags.get(TAG_ID),
-        status=cast(Status, status if status in STATUSES else "none"),
-        stage=int(tags.get(TAG_STAGE, 0)),
-        fraction=float(tags.get(TAG_FRACTION, 0.0)),
-        stage_started_ms=int(tags.get(TAG_STAGE_STARTED, 0)),
-        champion_version=tags.get(TAG_CHAMPION),
-        canary_version=tags.get(TAG_CANARY),
+    contract = rollout_from_tags(tags)  # the server's parser: malformed tags mean no rollout
+    try:
+        started = int(tags.get(TAG_STAGE_STARTED, 0))
+    except ValueError:
+        started = 0
+    return RolloutRecord(
+        rollout_id=contract.rollout_id,
+        status=contract.status,
+        stage=contract.stage,
+        fraction=contract.fraction,
+        stage_started_ms=started,
+        champion_version=tags.get(TAG_CHAMPION) or None,
+        canary_version=tags.get(TAG_CANARY) or None,
     )
 
 
-def write_state(model_name: str, state: RolloutState) -> None:
+def write_state(model_name: str, state: RolloutRecord) -> None:
     """Record ``state`` in the registered-model tags (the servers poll them)."""
     client = _client()
     values = {
@@ -131,8 +130,8 @@ def _record(
     model_name: str,
     decision: str,
     reason: str,
-    before: RolloutState,
-    after: RolloutState,
+    before: RolloutRecord,
+    after: RolloutRecord,
     *,
     actor: str,
     at_ms: int,
@@ -164,7 +163,7 @@ def start_rollout(
     *,
     rollout_id: str | None = None,
     at_ms: int | None = None,
-) -> RolloutState:
+) -> RolloutRecord:
     """Start canarying the ``challenger`` against the ``champion`` at the first stage.
 
     The rollout id salts the canary assignment; a new one (time + random suffix) is made when None.
@@ -182,7 +181,7 @@ def start_rollout(
         missing = [a for a, v in ((CHAMPION, champion), (CHALLENGER, challenger)) if v is None]
         raise RolloutError(f"model {model_name!r} has no {' and no '.join(missing)} alias: nothing to canary")
     stamp = datetime.fromtimestamp(at / 1000, tz=UTC).strftime("%Y%m%dT%H%M%S")
-    state = RolloutState(
+    state = RolloutRecord(
         rollout_id=rollout_id or f"rollout-{stamp}-{uuid.uuid4().hex[:6]}",
         status="running",
         stage=0,
@@ -199,14 +198,14 @@ def start_rollout(
 
 def apply_decision(
     model_name: str,
-    state: RolloutState,
+    state: RolloutRecord,
     decision: RolloutDecision,
     audit: Path,
     *,
     evidence: Evidence | None = None,
     actor: str = "auto",
     at_ms: int | None = None,
-) -> RolloutState:
+) -> RolloutRecord:
     """Carry out a decision in the registry and append it to the audit; return the new state.
 
     ``raise`` moves the stage and fraction; ``promote`` makes the canary the champion (the old one
@@ -246,10 +245,10 @@ def apply_decision(
 class AnalysisStep:
     """One analysis: the state before, the evidence, the decision and the state after."""
 
-    before: RolloutState
+    before: RolloutRecord
     evidence: Evidence | None
     decision: RolloutDecision
-    after: RolloutState
+    after: RolloutRecord
 
 
 def analyze_rollout(
@@ -260,6 +259,8 @@ def analyze_rollout(
     Raises:
         RolloutError: No rollout is running.
     """
+    from flywheel.events.local_log import LogError
+    from flywheel.experiments.metrics import events_frame
     from flywheel.experiments.source import read_events, read_values
 
     model_name = config.training.model_name
@@ -267,8 +268,14 @@ def analyze_rollout(
     if state.status != "running" or state.rollout_id is None:
         raise RolloutError(f"no rollout is running on {model_name!r} (status {state.status}): start one first")
     topics = config.event_log.topics
-    predictions = prediction_frame(value for value, _ in read_values(log, topics.predictions))
-    events = read_events(log, topics.events)
+    try:
+        predictions = prediction_frame([value for value, _ in read_values(log, topics.predictions)])
+    except LogError:  # no prediction has been logged yet: the topic does not exist
+        predictions = prediction_frame([])
+    try:
+        events = read_events(log, topics.events)
+    except LogError:
+        events = events_frame([])
     evidence = gather_evidence(predictions, events, state, config.rollout)
     decision = decide(evidence, state, config.rollout)
     after = state

@@ -85,6 +85,8 @@ class TrafficSummary:
     requests: int = 0
     failed: int = 0
     """Requests whose ``recommend`` raised (no feedback written)."""
+    last_error: str | None = None
+    """The message of the latest failed request."""
     impressions: int = 0
     clicks: int = 0
     playbacks: int = 0
@@ -285,8 +287,9 @@ class SimulatedUsers:
             user = self.draw_user()
             try:
                 served = recommend(self.world.population.user_ids[user], k)
-            except Exception:  # noqa: BLE001 - a failed request is a fact of the traffic, counted
+            except Exception as exc:  # noqa: BLE001 - a failed request is a fact of the traffic, counted
                 summary.failed += 1
+                summary.last_error = f"{type(exc).__name__}: {exc}"
             else:
                 messages, counts = self.respond(user, served, at)
                 summary.requests += 1
@@ -320,41 +323,35 @@ class SimulatedUsers:
         return self._release(producer, np.iinfo(np.int64).max)
 
 
-def http_recommender(url: str, *, model: str = "recommender", timeout_s: float = 5.0) -> Recommend:
-    """A ``recommend`` callable that asks the model server over the Open Inference Protocol v2.
+def http_recommender(
+    url: str, *, model: str = "recommender", rollout_id: str | None = None, grpc: bool = False, timeout_s: float = 5.0
+) -> Recommend:
+    """A ``recommend`` callable that asks the model server (the project's client, Open Inference Protocol v2).
 
     Args:
-        url: Base URL of the server, e.g. ``http://127.0.0.1:8080``.
+        url: ``host:port`` of the server's HTTP (or, with ``grpc``, gRPC) endpoint.
         model: Model name on the server.
+        rollout_id: The running rollout, written to the feedback's ``context.experiment_id``
+            (the server's answer does not carry it).
+        grpc: Call over gRPC instead of HTTP.
         timeout_s: Per-request timeout.
 
     Returns:
-        The callable; it raises on transport errors and non-2xx answers.
+        The callable; it raises :class:`flywheel.serving.client.RecommendClientError` on a refused
+        or unreachable request (the traffic counts it as failed).
     """
-    import httpx
-
-    client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s)
+    from flywheel.serving.client import recommend as call
 
     def recommend(user_id: str, k: int) -> Served:
-        body = {
-            "inputs": [
-                {"name": "user_id", "shape": [1], "datatype": "BYTES", "data": [user_id]},
-                {"name": "k", "shape": [1], "datatype": "INT32", "data": [k]},
-            ]
-        }
-        response = client.post(f"/v2/models/{model}/infer", json=body)
-        response.raise_for_status()
-        answer = response.json()
-        outputs = {o["name"]: o["data"] for o in answer.get("outputs", [])}
-        params = answer.get("parameters") or {}
+        answer = call(url, user_id, k=k, model=model, grpc=grpc, timeout_s=timeout_s)
         return Served(
-            request_id=str(params.get("request_id") or answer.get("id") or ""),
-            items=[str(i) for i in outputs.get("item_id", [])],
-            scores=[float(s) for s in outputs.get("score", [])],
-            variant=str(params.get("variant", "champion")),
-            model_name=str(answer.get("model_name", model)),
-            model_version=str(params.get("model_version", answer.get("model_version", ""))),
-            rollout_id=params.get("rollout_id"),
+            request_id=answer.request_id,
+            items=answer.items,
+            scores=answer.scores,
+            variant=answer.variant,
+            model_name=model,
+            model_version=answer.model_version,
+            rollout_id=rollout_id,
         )
 
     return recommend

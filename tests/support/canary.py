@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Callable, Mapping
 
 import numpy as np
-import orjson
 
 from flywheel.events.log import Producer
 from flywheel.registry.mlflow_registry import CHAMPION, version_by_alias
+from flywheel.serving.prediction_log import PredictionRecord
 from flywheel.serving.rollout_registry import read_state
 from flywheel.serving.routing import assign_variant
 from flywheel.simulator.traffic import Served
@@ -91,21 +91,21 @@ class PolicyRouter:
         failed = self.rng.random() < self.error_rate.get(variant, 0.0)
         items, scores = ([], []) if failed else self.policies[version](user_id, k)
         latency = self.latency_ms.get(variant, 2.0) * (1.0 + self.rng.exponential(0.2))
-        record = {
-            "request_id": request_id,
-            "timestamp_ms": self.clock(),
-            "user_id": user_id,
-            "model_name": self.model_name,
-            "model_version": version,
-            "variant": variant,
-            "rollout_id": state.rollout_id if running else None,
-            "features": {},
-            "items": items,
-            "scores": scores,
-            "latency_ms": latency,
-            "error": "ranker failed" if failed else None,
-        }
-        self.predictions.send(user_id, orjson.dumps(record), record["timestamp_ms"])
+        record = PredictionRecord(
+            request_id=request_id,
+            timestamp_ms=self.clock(),
+            user_id=user_id,
+            model_name=self.model_name,
+            model_version=version,
+            variant=variant,
+            rollout_id=state.rollout_id if running else None,
+            features={},
+            items=items,
+            scores=scores,
+            latency_ms=latency,
+            error="ranker failed" if failed else None,
+        )
+        self.predictions.send(user_id, record.to_json(), record.timestamp_ms)
         if failed:
             raise RuntimeError("ranker failed")
-        return Served(request_id, items, scores, variant, self.model_name, version, record["rollout_id"])
+        return Served(request_id, items, scores, variant, self.model_name, version, record.rollout_id)

@@ -21,14 +21,20 @@ TINY_TRAINING = TrainingConfig(
 )
 
 
-def write_bundle(folder: Path, *, seed: int = 11, n_users: int = 80, n_items: int = 60) -> tuple[Path, pd.DataFrame]:
-    """Train a tiny bundle on a synthetic world and save it with its catalog; returns (folder, window)."""
+def write_bundle(
+    folder: Path, *, seed: int = 11, n_users: int = 80, n_items: int = 60, catalog_size: int = 0
+) -> tuple[Path, pd.DataFrame]:
+    """Train a tiny bundle on a synthetic world and save it with its catalog; returns (folder, window).
+
+    With ``catalog_size`` the catalog is grown to that many titles first (see :func:`grow_catalog`).
+    """
     world = make_world(n_users=n_users, n_items=n_items, new_item_share=0.15, seed=seed)
-    frame = prepare_window(world.impressions(400, seed=seed + 1), world.catalog, history_length=10)
+    catalog = grow_catalog(world.catalog, catalog_size, seed=seed) if catalog_size else world.catalog
+    frame = prepare_window(world.impressions(400, seed=seed + 1), catalog, history_length=10)
     config = TINY_TRAINING.model_copy(update={"seed": seed})
-    bundle = train_bundle(frame, world.catalog, config)
+    bundle = train_bundle(frame, catalog, config)
     bundle.save(folder)
-    world.catalog.to_parquet(folder / "catalog.parquet")
+    catalog.to_parquet(folder / "catalog.parquet")
     return folder, frame
 
 

@@ -195,6 +195,8 @@ def prometheus_server(config_yaml: str, workdir: Path, rule_files: dict[str, str
             yield f"http://127.0.0.1:{port}"
         finally:
             _stop(process)
+
+
 @dataclass(frozen=True)
 class ModelServer:
     """A running `flywheel serve` process."""

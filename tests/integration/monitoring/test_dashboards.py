@@ -19,12 +19,6 @@ pytestmark = pytest.mark.integration
 FOLDER = Path(__file__).resolve().parents[3] / "monitoring" / "dashboards"
 FILES = sorted(FOLDER.glob("*.json"))
 SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created")
-#: Contract metrics whose owner (rollout) has not landed them on this branch yet;
-#: the list shrinks to nothing as their code is merged (see the shared contracts).
-PENDING_CONTRACT_METRICS = {
-    "flywheel_rollout_decisions_total",
-    "flywheel_rollout_stage",
-}
 _METRIC = re.compile(r"\bflywheel_[a-zA-Z0-9_:]*")
 
 
@@ -60,16 +54,11 @@ def test_every_panel_has_a_unit_and_a_query() -> None:
 
 
 def test_every_expression_uses_only_exported_metrics() -> None:
-    known = exported_names() | PENDING_CONTRACT_METRICS
+    known = exported_names()
     unknown = sorted(
         {(uid, title, name) for uid, title, t in _targets() for name in _METRIC.findall(t["expr"]) if name not in known}
     )
     assert unknown == []
-
-
-def test_pending_contract_metrics_are_not_yet_exported() -> None:
-    """Once a pending metric is exported it must leave the list (so the list never hides a typo)."""
-    assert PENDING_CONTRACT_METRICS & exported_names() == set()
 
 
 def test_every_expression_parses_with_promtool(tmp_path: Path) -> None:

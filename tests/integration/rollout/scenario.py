@@ -27,6 +27,7 @@ class Outcome:
 
 def run_rollout(
     tmp: Path,
+    uri: str,
     *,
     champion_noise: float,
     canary_noise: float,
@@ -36,15 +37,15 @@ def run_rollout(
     max_steps: int = 30,
     latency_ms: dict[str, float] | None = None,
     error_rate: dict[str, float] | None = None,
+    rollout_id: str = "rollout-test",
 ) -> Outcome:
     """Register two versions, start a rollout of version 2, alternate traffic and analysis until it ends."""
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
     settings = {
         "schedule": [0.1, 0.3, 0.5],
-        "min_impressions_per_stage": 3000,
-        "horizon_impressions": 40000,
+        "min_impressions_per_stage": 2500,
+        "horizon_impressions": 25000,
         "srm_grace_seconds": 0,
         **(rollout or {}),
     }
@@ -68,7 +69,7 @@ def run_rollout(
     users = SimulatedUsers(world, seed=1)
     log = LocalEventLog(tmp / "log", partitions=2)
     events, predictions = log.producer("events"), log.producer("predictions")
-    start_rollout(MODEL, config.rollout, audit_path(config), rollout_id="rollout-test", at_ms=users.now_ms)
+    start_rollout(MODEL, config.rollout, audit_path(config), rollout_id=rollout_id, at_ms=users.now_ms)
     policies = {
         "1": AffinityPolicy(world, noise=champion_noise, seed=1),
         "2": AffinityPolicy(world, noise=canary_noise, sign=canary_sign, seed=2),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +24,13 @@ MODEL = "flywheel-recommender"
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_uri: Callable[[], str]) -> Iterator[Path]:
     """A configuration whose registry holds versions 1 (champion) and 2 (challenger)."""
     import mlflow
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri()
     path = tmp_path / "flywheel.yaml"
     settings = {
         "home": str(tmp_path),
@@ -85,6 +85,10 @@ def test_the_rollout_commands(config: Path) -> None:
     assert "rollout rollout-cli: running, stage 0, canary fraction 0.2" in out
     code, out = run("start")
     assert code == 1 and "still running" in out
+
+    code, out = run("analyze")  # nothing logged yet: no topic exists
+    assert code == 0, out
+    assert "collecting: 0 of 500 canary impressions" in out
 
     traffic(config, 600)
     code, out = run("analyze")

@@ -30,20 +30,16 @@ def test_the_exported_repository_on_tritonserver_scores_like_the_in_process_rank
     try:
         triton.wait_ready("ranker", 180)
         features = static_features(window)
-        now = window["event_timestamp"].max()
-        local = Recommender.from_folder(folder, features=features, candidates=40)
+        local = Recommender.from_folder(folder, features=features)
         remote_ranker = TritonRanker(triton.http_url, model_version="1")
-        remote = Recommender.from_folder(folder, features=features, candidates=40, ranker=remote_ranker)
+        remote = Recommender.from_folder(folder, features=features, ranker=remote_ranker)
         for user in window["user_id"].astype(str).unique()[:5]:
-            mine, theirs = local.recommend(user, 8, now=now), remote.recommend(user, 8, now=now)
+            mine, theirs = local.recommend(user, 8), remote.recommend(user, 8)
             assert theirs.degraded == []
             assert theirs.items == mine.items
             np.testing.assert_allclose(theirs.scores, mine.scores, rtol=1e-5, atol=1e-6)
-        # the raw ranker scores of a batch, through Triton and in this process
-        user = str(window["user_id"].iloc[0])
-        inputs = local.ranker_inputs(
-            user, features.user(user), np.arange(20), np.zeros((20, 4)), np.zeros(20), local._history([]), 20_000.0
-        )
+        # the raw ranker scores of one request's candidates, through Triton and in this process
+        inputs = local.candidates(str(window["user_id"].iloc[0])).inputs
         np.testing.assert_allclose(remote_ranker.score(*inputs), local.in_process.score(*inputs), rtol=1e-5, atol=1e-6)
     finally:
         triton.stop()

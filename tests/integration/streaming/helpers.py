@@ -81,16 +81,31 @@ class Run:
     def args(self, *extra: str) -> list[str]:
         """The ``flywheel stream`` command line of this run."""
         return [
-            sys.executable, "-m", "flywheel.cli.main", "stream", "--config", str(self.config),
-            "--recovery-dir", str(self.folder / "recovery"), "--report", str(self.folder / "report.json"),
-            "--features-table", str(self.folder / "features.sqlite"), "--no-feast", *extra,
+            sys.executable,
+            "-m",
+            "flywheel.cli.main",
+            "stream",
+            "--config",
+            str(self.config),
+            "--recovery-dir",
+            str(self.folder / "recovery"),
+            "--report",
+            str(self.folder / "report.json"),
+            "--features-table",
+            str(self.folder / "features.sqlite"),
+            "--no-feast",
+            *extra,
         ]
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         """Start the run as a subprocess, in a session of its own (see :meth:`kill`)."""
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         return subprocess.Popen(
-            self.args(*extra), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            self.args(*extra),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -158,7 +173,11 @@ def add_hostile_records(config_path: Path, *, partitions: int) -> int:
         kind = rng.choice(["impression", "playback.started", "playback.stopped"])
         ts = end - rng.randint(0, 3_600_000)
         payload = event(
-            kind, ts, user=user, content=f"片-{i % 7}-é", watch=10.0 if kind == "playback.stopped" else None,
+            kind,
+            ts,
+            user=user,
+            content=f"片-{i % 7}-é",
+            watch=10.0 if kind == "playback.stopped" else None,
             event_id=str(uuid.UUID(int=rng.getrandbits(128))),
         )
         payload["session_id"] = f"会话-{i % 30}"

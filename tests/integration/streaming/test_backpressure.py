@@ -57,8 +57,11 @@ def _lag() -> float:
 def test_a_slow_sink_slows_the_source_and_the_lag_shows_it(tmp_path: Path) -> None:
     config, summary = simulate_day(write_config(tmp_path, users=80, partitions=2))
     streaming = StreamingConfig(
-        recovery=False, batch_size=100, emit_interval_seconds=0.001,
-        report_path=tmp_path / "report.json", features_table=tmp_path / "features.sqlite",
+        recovery=False,
+        batch_size=100,
+        emit_interval_seconds=0.001,
+        report_path=tmp_path / "report.json",
+        features_table=tmp_path / "features.sqlite",
     )
     sink = SlowSink()
     settings = settings_from_config(config, streaming=streaming, feature_sinks=(sink,))

@@ -21,7 +21,10 @@ from tests.integration.streaming.helpers import REPO, simulate_day, write_config
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 USER_COLUMNS = [
-    "user_total_watch_hours_7d", "user_skip_rate_7d", "user_avg_session_length_30d", "user_subscription_tier",
+    "user_total_watch_hours_7d",
+    "user_skip_rate_7d",
+    "user_avg_session_length_30d",
+    "user_subscription_tier",
 ]
 
 
@@ -35,18 +38,25 @@ def test_features_reach_the_online_and_offline_stores(tmp_path: Path) -> None:
     config, summary = simulate_day(write_config(tmp_path, users=100), ground_truth=True)
     gt = Path(config.simulator.ground_truth_dir)
     features = FeaturesConfig(
-        repo_path=REPO / "feature_repo", data_dir=tmp_path / "features",
-        catalog_path=gt / "catalog.parquet", users_path=gt / "users.parquet",
+        repo_path=REPO / "feature_repo",
+        data_dir=tmp_path / "features",
+        catalog_path=gt / "catalog.parquet",
+        users_path=gt / "users.parquet",
     )
     store = open_store(features)
     apply_repo(store, features.repo_path)
     streaming = StreamingConfig(
-        recovery=False, emit_interval_seconds=0.2,
-        report_path=tmp_path / "report.json", features_table=tmp_path / "features.sqlite",
+        recovery=False,
+        emit_interval_seconds=0.2,
+        report_path=tmp_path / "report.json",
+        features_table=tmp_path / "features.sqlite",
     )
     as_of = summary.end_ms + 1
     settings = settings_from_config(
-        config, streaming=streaming, context=feature_context(features, streaming), as_of_end_ms=as_of,
+        config,
+        streaming=streaming,
+        context=feature_context(features, streaming),
+        as_of_end_ms=as_of,
         feature_sinks=(FeastPushSink(features),),
     )
     run_main(build_flow(settings))

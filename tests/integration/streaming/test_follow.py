@@ -59,3 +59,29 @@ def test_events_appended_while_following_are_processed(tmp_path: Path) -> None:
     finally:
         os.kill(proc.pid, signal.SIGTERM if proc.poll() is None else 0)
         proc.communicate(timeout=30)
+
+
+def test_stopping_a_following_cluster_stops_every_process(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path, partitions=2)
+    _append(config_path, "u-early", T0)
+    run = Run(tmp_path)
+    proc = run.start("--follow", "--processes", "2", "--emit-interval", "0.1", "--snapshot-interval", "0.2")
+    try:
+        assert _wait_for("u-early", tmp_path / "features.sqlite", proc, timeout_s=60)
+        os.kill(proc.pid, signal.SIGTERM)  # the command only, as Kubernetes stops a pod's main process
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 20
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _group_alive(proc.pid), "a stream process outlived the command"
+    finally:
+        if _group_alive(proc.pid):
+            Run.kill(proc)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

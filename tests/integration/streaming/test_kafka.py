@@ -46,7 +46,9 @@ class _LagSpy:
 
 def _run(config: FlywheelConfig, folder: Path, batch_size: int = 1000) -> tuple[dict, dict]:
     streaming = StreamingConfig(
-        recovery=False, report_path=folder / "report.json", features_table=folder / "features.sqlite",
+        recovery=False,
+        report_path=folder / "report.json",
+        features_table=folder / "features.sqlite",
         batch_size=batch_size,
     )
     run_main(build_flow(settings_from_config(config, streaming=streaming, as_of_end_ms=2_000_000_000_000)))
@@ -103,10 +105,14 @@ def _kafka_run(folder: Path, bootstrap: str, events: str, users: int) -> Run:
     """A run over the broker's ``events`` topic writing DLQ and late topics of its own."""
     suffix = uuid.uuid4().hex[:8]
     write_config(
-        folder, users=users, partitions=4,
+        folder,
+        users=users,
+        partitions=4,
         extra={
             "event_log": {
-                "backend": "kafka", "partitions": 4, "kafka": {"bootstrap_servers": bootstrap},
+                "backend": "kafka",
+                "partitions": 4,
+                "kafka": {"bootstrap_servers": bootstrap},
                 "local": {"path": str(folder / "log")},
                 "topics": {"events": events, "dlq": f"dlq-{suffix}", "late": f"late-{suffix}"},
             }
@@ -131,8 +137,8 @@ def test_kills_of_a_two_process_cluster_over_kafka_give_the_uninterrupted_result
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     events = f"events-{uuid.uuid4().hex[:8]}"
-    reference = _kafka_run(tmp_path / "reference", kafka_bootstrap, events, users=200)
-    killed = _kafka_run(tmp_path / "killed", kafka_bootstrap, events, users=200)
+    reference = _kafka_run(tmp_path / "reference", kafka_bootstrap, events, users=150)
+    killed = _kafka_run(tmp_path / "killed", kafka_bootstrap, events, users=150)
     config = load_config(reference.config)
     log = KafkaEventLog(config.event_log.kafka, partitions=4)
     log.create_topic(events, 4)

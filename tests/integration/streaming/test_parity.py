@@ -103,8 +103,12 @@ def test_stream_features_equal_spark_features(spark: Any, tmp_path: Path) -> Non
 
     # the batch job on the same events, as of the same time
     vocab = f.GenreVocabulary(features.genres)
-    spec = WindowSpec(short_days=features.short_window_days, long_days=features.long_window_days,
-                      session_gap_ms=streaming.session_gap_ms, skip_threshold_seconds=features.skip_threshold_seconds)
+    spec = WindowSpec(
+        short_days=features.short_window_days,
+        long_days=features.long_window_days,
+        session_gap_ms=streaming.session_gap_ms,
+        skip_threshold_seconds=features.skip_threshold_seconds,
+    )
     inputs = write_spark_inputs(
         flatten_events(accepted), load_catalog(features.catalog_path), load_users(features.users_path), tmp_path / "in"
     )

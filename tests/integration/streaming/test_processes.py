@@ -93,8 +93,14 @@ def test_kills_of_every_process_give_the_uninterrupted_result(
     for _ in range(3):
         target = _written(run, "events.dlq") + rng.randint(3, total_dlq // 5)
         proc = run.start(
-            "--processes", str(processes), "--batch-size", "100", "--snapshot-interval", "0.1",
-            "--emit-interval", "0.1",
+            "--processes",
+            str(processes),
+            "--batch-size",
+            "100",
+            "--snapshot-interval",
+            "0.1",
+            "--emit-interval",
+            "0.1",
         )
         deadline = time.monotonic() + 90
         while _written(run, "events.dlq") < target and proc.poll() is None and time.monotonic() < deadline:

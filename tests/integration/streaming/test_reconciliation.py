@@ -78,7 +78,12 @@ def test_in_equals_processed_plus_dlq_plus_late_plus_duplicates(tmp_path: Path) 
     assert 0 < report["late"] < summary.delivery.late  # some delayed events are within the lateness
     # every broken kind of the simulator has its own code
     assert set(report["dlq_by_code"]) == {
-        "malformed_json", "wrong_type", "unknown_event_type", "missing_field", "negative_value", "future_timestamp",
+        "malformed_json",
+        "wrong_type",
+        "unknown_event_type",
+        "missing_field",
+        "negative_value",
+        "future_timestamp",
     }
     assert report["summary"].startswith(f"in {summary.events_written} = processed {report['processed']}")
     # the topics hold exactly what the report counts, with reasons and payloads

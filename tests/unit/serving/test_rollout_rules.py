@@ -10,24 +10,24 @@ import pytest
 
 from flywheel.config.rollout import RolloutConfig
 from flywheel.experiments.stats import sample_ratio_check
+from flywheel.serving.attribution import attribute, prediction_frame, unit_frame
 from flywheel.serving.rollout import (
     Evidence,
     MetricTest,
-    RolloutState,
+    RolloutRecord,
     VariantEvidence,
-    attribute,
     decide,
     evidence_record,
+    gather_evidence,
     guardrail_breaches,
-    prediction_frame,
     stage_sample_ratio,
-    unit_frame,
 )
 
 CONFIG = RolloutConfig(schedule=(0.1, 0.5), min_impressions_per_stage=1000, horizon_impressions=10_000)
 
 
 def prediction(request_id: str, ts: int, user: str, variant: str, items: list[str], **extra: object) -> dict:
+    """A prediction record as the contract's JSON object."""
     return {
         "request_id": request_id,
         "timestamp_ms": ts,
@@ -43,6 +43,10 @@ def prediction(request_id: str, ts: int, user: str, variant: str, items: list[st
         "error": None,
         **extra,
     }
+
+
+def frame_of(records: list[dict]) -> pd.DataFrame:
+    return prediction_frame([orjson.dumps(r) for r in records])
 
 
 def event(kind: str, ts: int, user: str, item: str, session: str, watch: float | None = None) -> dict:
@@ -65,20 +69,20 @@ def test_prediction_frame_reads_contract_records_and_skips_broken_ones() -> None
         [
             orjson.dumps(good),
             b"{not json",
-            orjson.dumps({"user_id": "u2", "variant": "champion"}),  # no timestamp
+            orjson.dumps({"user_id": "u2", "variant": "champion"}),  # not a whole record
             orjson.dumps([1, 2]),
-            {**good, "request_id": "b", "latency_ms": None, "error": "timeout", "items": None},
+            orjson.dumps({**good, "request_id": "b", "error": "timeout", "items": []}),
         ]
     )
     assert frame["request_id"].tolist() == ["a", "b"]
     assert frame.loc[0, "items"] == ["c1", "c2"]
     assert frame.loc[1, "items"] == []
-    assert math.isnan(frame.loc[1, "latency_ms"])
+    assert frame["latency_ms"].tolist() == [3.0, 3.0]
     assert frame["error"].tolist() == [None, "timeout"]
 
 
 def test_feedback_goes_to_the_request_that_served_it() -> None:
-    preds = prediction_frame(
+    preds = frame_of(
         [
             prediction("p1", 1_000, "u1", "champion", ["c1", "c2"]),
             prediction("p2", 60_000, "u1", "canary", ["c1"]),  # the ramp moved u1; c1 served again
@@ -109,14 +113,14 @@ def test_feedback_goes_to_the_request_that_served_it() -> None:
 
 
 def test_a_click_without_an_impression_falls_back_to_the_latest_prediction() -> None:
-    preds = prediction_frame([prediction("p1", 1_000, "u1", "canary", ["c1"])])
+    preds = frame_of([prediction("p1", 1_000, "u1", "canary", ["c1"])])
     events = pd.DataFrame([event("click", 5_000, "u1", "c1", "s1")])
     out = attribute(preds, events, window_ms=60_000)
     assert out["request_id"].tolist() == ["p1"]
 
 
 def test_failed_requests_serve_nothing_and_units_count_every_served_user() -> None:
-    preds = prediction_frame(
+    preds = frame_of(
         [
             prediction("p1", 1_000, "u1", "champion", ["c1", "c2"]),
             prediction("p2", 2_000, "u1", "canary", ["c3"]),
@@ -142,7 +146,7 @@ def test_failed_requests_serve_nothing_and_units_count_every_served_user() -> No
 
 
 def test_the_ratio_check_counts_the_stage_users_once() -> None:
-    preds = prediction_frame(
+    preds = frame_of(
         [prediction(f"p{i}", 500, f"old{i}", "canary", []) for i in range(50)]  # before the stage
         + [prediction(f"q{i}", 1_000 + i, f"u{i % 40}", "champion" if i % 40 < 30 else "canary", []) for i in range(80)]
     )
@@ -196,8 +200,8 @@ def evidence(
     )
 
 
-def state(stage: int = 0, status: str = "running") -> RolloutState:
-    return RolloutState("r", status, stage, CONFIG.schedule[stage], 0, "1", "2")  # type: ignore[arg-type]
+def state(stage: int = 0, status: str = "running") -> RolloutRecord:
+    return RolloutRecord("r", status, stage, CONFIG.schedule[stage], 0, "1", "2")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -219,7 +223,7 @@ def state(stage: int = 0, status: str = "running") -> RolloutState:
         (evidence(primary="untested"), state(0), ("hold", 0, 0.1)),  # never raise before a test could run
     ],
 )
-def test_decisions(ev: Evidence, st: RolloutState, expected: tuple[str, int, float]) -> None:
+def test_decisions(ev: Evidence, st: RolloutRecord, expected: tuple[str, int, float]) -> None:
     got = decide(ev, st, CONFIG)
     assert (got.decision, got.stage, got.fraction) == expected
 
@@ -251,3 +255,28 @@ def test_the_schedule_must_increase_within_zero_and_one() -> None:
         RolloutConfig(schedule=(0.5, 1.0))
     with pytest.raises(ValueError, match="unknown metric"):
         RolloutConfig(primary_metric="revenue")
+
+
+def test_evidence_leaves_out_shadow_answers_and_other_rollouts() -> None:
+    preds = frame_of(
+        [
+            prediction("p1", 1_000, "u1", "champion", ["c1"]),
+            prediction("p1", 1_000, "u1", "shadow", ["c1", "c2"]),  # mirrored, never shown
+            prediction("p2", 5_000, "u2", "canary", ["c3"]),
+            {**prediction("p3", 5_000, "u3", "canary", ["c4"]), "rollout_id": "older"},
+        ]
+    )
+    events = pd.DataFrame(
+        [
+            event("impression", 1_010, "u1", "c1", "s1"),
+            event("impression", 1_020, "u1", "c2", "s1"),  # only the shadow "served" c2
+            event("impression", 5_010, "u2", "c3", "s2"),
+            event("impression", 5_010, "u3", "c4", "s3"),
+        ]
+    )
+    st = RolloutRecord("r", "running", 0, 0.1, 4_000, "1", "2")
+    ev = gather_evidence(preds, events, st, CONFIG.model_copy(update={"srm_grace_seconds": 0.0}))
+    assert ev.variants["champion"].requests == 1 and ev.variants["champion"].impressions == 1
+    assert ev.variants["canary"].requests == 1 and ev.variants["canary"].impressions == 1
+    assert (ev.canary_impressions, ev.stage_canary_impressions) == (1, 1)
+    assert ev.srm.counts == {"champion": 0, "canary": 1}  # only users seen since the stage began

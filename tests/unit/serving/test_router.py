@@ -40,8 +40,8 @@ def test_compare_lists() -> None:
 @pytest.fixture(scope="module")
 def models(bundle_dir: Path, features) -> dict[str, Recommender]:
     return {
-        "v1": Recommender.from_folder(bundle_dir, features=features, candidates=30, version="1"),
-        "v2": Recommender.from_folder(bundle_dir, features=features, candidates=20, version="2"),
+        "v1": Recommender.from_folder(bundle_dir, features=features, version="1"),
+        "v2": Recommender.from_folder(bundle_dir, features=features, version="2"),
     }
 
 
@@ -106,7 +106,7 @@ def test_the_shadow_is_logged_and_compared_never_returned(tmp_path, models) -> N
 def test_a_failing_shadow_is_logged_with_its_error_and_the_answer_stands(
     tmp_path, bundle_dir, features, models
 ) -> None:
-    broken = _Broken.from_folder(bundle_dir, features=features, candidates=10, version="9")
+    broken = _Broken.from_folder(bundle_dir, features=features, version="9")
     log = LocalEventLog(tmp_path / "log", partitions=2)
     writer = PredictionWriter(log.producer("predictions"), flush_ms=10)
     seen = _Seen()

@@ -29,10 +29,15 @@ def test_dead_letter_record() -> None:
     rejections = (Rejection("wrong_type", "timestamp_ms", "bad"), Rejection("missing_field", "user_id", "gone"))
     letter = dead_letter(b'{"x": 1}', rejections, where, 1_000)
     assert letter == {
-        "reason": "wrong_type: bad; missing_field: gone", "code": "wrong_type",
-        "codes": ["wrong_type", "missing_field"], "fields": ["timestamp_ms", "user_id"], "payload": '{"x": 1}',
-        "topic": "events", "partition": 3,
-        "offset": 17, "received_ms": 1_000,
+        "reason": "wrong_type: bad; missing_field: gone",
+        "code": "wrong_type",
+        "codes": ["wrong_type", "missing_field"],
+        "fields": ["timestamp_ms", "user_id"],
+        "payload": '{"x": 1}',
+        "topic": "events",
+        "partition": 3,
+        "offset": 17,
+        "received_ms": 1_000,
     }
     assert coordinates_of(encode(letter)) == where
     assert coordinates_of(b"not json") is None
@@ -40,7 +45,12 @@ def test_dead_letter_record() -> None:
 
 def test_late_record() -> None:
     record = late_event(
-        b"{}", event_id="e", user_id="u", ts_ms=100, watermark_ms=160, source=Coordinates("events", 0, 5),
+        b"{}",
+        event_id="e",
+        user_id="u",
+        ts_ms=100,
+        watermark_ms=160,
+        source=Coordinates("events", 0, 5),
         received_ms=200,
     )
     assert record["reason"] == "too_late: event time 100 is 60 ms behind the watermark"

@@ -38,7 +38,10 @@ def _events(seed: int) -> list[dict]:
         kind = rng.choice(KINDS)
         out.append(
             event(
-                kind, ts, user=rng.choice(["u1", "u2", "u3"]), content=rng.choice(["c1", "c2", "c3"]),
+                kind,
+                ts,
+                user=rng.choice(["u1", "u2", "u3"]),
+                content=rng.choice(["c1", "c2", "c3"]),
                 device=rng.choice(["tv", "mobile"]),
                 watch=rng.uniform(0, 900) if kind in ("playback.stopped", "playback.completed") else None,
                 position_s=rng.uniform(0, 120) if kind == "playback.stopped" else None,

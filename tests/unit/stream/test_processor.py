@@ -44,7 +44,13 @@ def test_each_kind_of_bad_input_lands_in_the_dlq_with_its_own_reason() -> None:
     negative_position = {**good, "context": {**good["context"], "position": -1}}
     payloads = [
         b'{"event_id": "abc", "event_ty',
-        wrong_type, unknown_type, missing, future, negative_watch, negative_position, b"\xff\xfe",
+        wrong_type,
+        unknown_type,
+        missing,
+        future,
+        negative_watch,
+        negative_position,
+        b"\xff\xfe",
     ]
     raw = [p if isinstance(p, bytes) else orjson.dumps(p) for p in payloads]
     records = [record(p, i, received_ms=T0) for i, p in enumerate(raw)]
@@ -52,19 +58,30 @@ def test_each_kind_of_bad_input_lands_in_the_dlq_with_its_own_reason() -> None:
     assert [item[0] for item in out] == ["dlq"] * 8
     letters = [orjson.loads(item[2]) for item in out]
     assert [letter["code"] for letter in letters] == [
-        "malformed_json", "wrong_type", "unknown_event_type", "missing_field", "future_timestamp",
-        "negative_value", "negative_value", "malformed_json",
+        "malformed_json",
+        "wrong_type",
+        "unknown_event_type",
+        "missing_field",
+        "future_timestamp",
+        "negative_value",
+        "negative_value",
+        "malformed_json",
     ]
     assert [letter["fields"][0] for letter in letters][4:7] == ["timestamp_ms", "watch_seconds", "context.position"]
     assert letters[0]["payload"] == '{"event_id": "abc", "event_ty'
     assert letters[7]["payload_b64"] == base64.b64encode(b"\xff\xfe").decode()
     assert raw_payload(letters[7]) == b"\xff\xfe"
     assert [(x["topic"], x["partition"], x["offset"], x["received_ms"]) for x in letters][:2] == [
-        ("events", 0, 0, T0), ("events", 0, 1, T0),
+        ("events", 0, 0, T0),
+        ("events", 0, 1, T0),
     ]
     assert state.counts.to_dict()["dlq_by_code"] == {
-        "future_timestamp": 1, "malformed_json": 2, "missing_field": 1, "negative_value": 2,
-        "unknown_event_type": 1, "wrong_type": 1,
+        "future_timestamp": 1,
+        "malformed_json": 2,
+        "missing_field": 1,
+        "negative_value": 2,
+        "unknown_event_type": 1,
+        "wrong_type": 1,
     }
     assert state.counts.received == 8 and state.counts.balanced
 
@@ -80,8 +97,14 @@ def test_duplicates_late_events_and_reconciliation() -> None:
     ]
     state, out = _run([record(e, i) for i, e in enumerate(events)])
     assert state.counts.to_dict() == {
-        "received": 5, "processed": 3, "dlq": 0, "dlq_by_code": {}, "late": 1, "duplicates": 1,
-        "late_allowed": 1, "balanced": True,
+        "received": 5,
+        "processed": 3,
+        "dlq": 0,
+        "dlq_by_code": {},
+        "late": 1,
+        "duplicates": 1,
+        "late_allowed": 1,
+        "balanced": True,
     }
     late = [orjson.loads(item[2]) for item in out if item[0] == "late"]
     assert len(late) == 1
@@ -89,7 +112,8 @@ def test_duplicates_late_events_and_reconciliation() -> None:
     assert late[0]["watermark_ms"] == T0 + 50 * MIN
     assert late[0]["offset"] == 3
     assert [item[1:4] for item in out if item[0] == "content"] == [
-        ("c1", T0 + 60 * MIN, "playback.started"), ("c1", T0 + 55 * MIN, "impression"),
+        ("c1", T0 + 60 * MIN, "playback.started"),
+        ("c1", T0 + 55 * MIN, "impression"),
         ("c1", T0 + 61 * MIN, "playback.stopped"),
     ]
     (row,) = emit_users(state, CTX)
@@ -114,8 +138,12 @@ def test_a_batch_groups_title_updates_by_shard_and_keeps_sink_items_in_order() -
     broken = [record(b"not json", 20), record(b"{", 21)]
     state = PartitionState.empty(RULES)
     routed = process_batch(
-        state, [record(e, i) for i, e in enumerate(events)] + broken,
-        validator=EventValidator(), rules=RULES, ctx=CTX, shards=3,
+        state,
+        [record(e, i) for i, e in enumerate(events)] + broken,
+        validator=EventValidator(),
+        rules=RULES,
+        ctx=CTX,
+        shards=3,
     )
     assert state.counts.processed == 20
     assert sorted(routed.contents) == sorted({shard_of(f"c{i}", 3) for i in range(5)})

@@ -10,13 +10,18 @@ def test_counts_balance_and_merge() -> None:
     b = Counts(received=5, processed=4, dlq={"wrong_type": 1}, late=0, duplicates=0, late_allowed=2)
     total = merge_counts([a, b])
     assert total.to_dict() == {
-        "received": 15, "processed": 10, "dlq": 3, "dlq_by_code": {"malformed_json": 1, "wrong_type": 2},
-        "late": 1, "duplicates": 1, "late_allowed": 2, "balanced": True,
+        "received": 15,
+        "processed": 10,
+        "dlq": 3,
+        "dlq_by_code": {"malformed_json": 1, "wrong_type": 2},
+        "late": 1,
+        "duplicates": 1,
+        "late_allowed": 2,
+        "balanced": True,
     }
     assert Counts.from_dict(total.to_dict()) == total
     assert describe(total) == (
-        "in 15 = processed 10 + dlq 3 + late 1 + duplicates 1 (balanced); "
-        "dlq by code: malformed_json 1, wrong_type 2"
+        "in 15 = processed 10 + dlq 3 + late 1 + duplicates 1 (balanced); dlq by code: malformed_json 1, wrong_type 2"
     )
 
 

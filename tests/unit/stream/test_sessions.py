@@ -63,6 +63,8 @@ def test_allowed_late_events_give_the_batch_sessions() -> None:
         closed += done
     assert closed + state.open == sessionize(times, GAP)
     assert sessionize(times, GAP) == [
-        Session(0, 55 * MIN, 5), Session(90 * MIN, 90 * MIN, 1), Session(195 * MIN, 200 * MIN, 2),
+        Session(0, 55 * MIN, 5),
+        Session(90 * MIN, 90 * MIN, 1),
+        Session(195 * MIN, 200 * MIN, 2),
         Session(260 * MIN, 260 * MIN, 1),
     ]

@@ -1,0 +1,235 @@
+"""Benchmark: the recommender over HTTP on 127.0.0.1 with a 100k-title catalog.
+
+Three servers, started one after the other in the same run, on the same machine and data:
+
+* ``(a) constant``: the same KServe ModelServer (same request parsing) answering a constant list:
+  the framework floor;
+* ``(b) in-process``: ``flywheel serve`` — features, two-tower retrieval over the whole catalog,
+  ranker in-process, business rules, prediction log;
+* ``(c) triton``: ``flywheel serve --triton`` — the same path with the ranking on a local
+  tritonserver (python backend running the exported TorchScript ranker).
+
+For each: p50 / p99 of ``--requests`` sequential requests from one client, and the throughput of
+``--clients`` concurrent clients (threads, each its own keep-alive connection, JSON bodies) for
+``--duration`` seconds. Prints the figures, the ratios (b)/(a) and (c)/(b), and the goals.
+The model is a small bundle trained on a catalog grown to ``--catalog`` titles (titles nobody
+interacted with are embedded from their content, as cold-start items are).
+
+    .venv/bin/python bench/bench_serving.py            # about 2 minutes
+    .venv/bin/python bench/bench_serving.py --skip-triton
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def constant_server(port: int) -> None:
+    """(a): the model server with the recommender's request parsing and a constant answer."""
+    sys.argv = sys.argv[:1]  # KServe parses the command line when imported
+    from kserve import InferOutput, InferRequest, InferResponse, Model
+
+    from flywheel.serving.protocol import TensorIn, parse_request
+    from serving.server import run_model_server
+
+    items = [f"c{i:05d}" for i in range(10)]
+
+    class ConstantModel(Model):
+        def __init__(self) -> None:
+            super().__init__("recommender")
+            self.ready = True
+
+        def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
+            tensors = [
+                TensorIn(t.name, t.datatype, list(t.shape), np.asarray(t.as_numpy()).reshape(-1).tolist())
+                for t in payload.inputs
+            ]
+            request = parse_request(tensors, default_k=10, max_k=100, max_exclude=1000)
+            outputs = [
+                InferOutput("item_id", [request.k], "BYTES", data=items[: request.k]),
+                InferOutput("score", [request.k], "FP32", data=[1.0] * request.k),
+            ]
+            return InferResponse(payload.id or "constant", "recommender", outputs)
+
+    run_model_server(ConstantModel(), host="127.0.0.1", http_port=port, grpc_port=0)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(command: list[str], port: int, home: Path, timeout_s: float = 300) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {(home / 'server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/recommender/ready", timeout=1) as r:
+                if r.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise TimeoutError(f"server not ready in {timeout_s} s: {(home / 'server.log').read_text()[-2000:]}")
+
+
+def body(user: str, k: int = 10) -> bytes:
+    return json.dumps(
+        {
+            "inputs": [
+                {"name": "user_id", "datatype": "BYTES", "shape": [1], "data": [user]},
+                {"name": "k", "datatype": "INT32", "shape": [1], "data": [k]},
+            ]
+        }
+    ).encode()
+
+
+BODIES = [body(f"u{i:04d}") for i in range(500)]
+HEADERS = {"Content-Type": "application/json"}
+
+
+def call(conn: http.client.HTTPConnection, n: int) -> float:
+    start = time.perf_counter()
+    conn.request("POST", "/v2/models/recommender/infer", BODIES[n % len(BODIES)], HEADERS)
+    response = conn.getresponse()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"HTTP {response.status}")
+    return time.perf_counter() - start
+
+
+def one_client(port: int, requests: int) -> tuple[float, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for n in range(30):
+        call(conn, n)
+    latencies = [call(conn, n) for n in range(requests)]
+    conn.close()
+    return float(np.percentile(latencies, 50) * 1000), float(np.percentile(latencies, 99) * 1000)
+
+
+def many_clients(port: int, clients: int, duration_s: float) -> float:
+    counts = [0] * clients
+    stop = time.monotonic() + duration_s
+
+    def run(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        n = index * 37
+        while time.monotonic() < stop:
+            call(conn, n)
+            counts[index] += 1
+            n += 1
+        conn.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    begin = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.monotonic() - begin)
+
+
+def stage_means(port: int) -> str:
+    """Mean seconds per stage of the recommend path, from the server's /metrics (empty for (a))."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("flywheel_serving_stage_seconds_sum") or line.startswith(
+            "flywheel_serving_stage_seconds_count"
+        ):
+            name, value = line.rsplit(" ", 1)
+            stage = name.split('stage="')[1].split('"')[0]
+            (sums if "_sum" in name else counts)[stage] = float(value)
+    return "  ".join(f"{stage} {1000 * sums[stage] / counts[stage]:.1f} ms" for stage in sums if counts.get(stage))
+
+
+def build_bundle(folder: Path, catalog_size: int) -> Path:
+    from tests.support.recommender import write_bundle
+
+    return write_bundle(folder, catalog_size=catalog_size)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests of the one-client run")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of the concurrent run")
+    parser.add_argument("--skip-triton", action="store_true")
+    parser.add_argument("--constant-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.constant_server:
+        constant_server(args.constant_server)
+        return
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    bundle = build_bundle(work / "bundle", args.catalog)
+    print(
+        f"catalog {args.catalog} titles; {args.requests} sequential requests;"
+        f" {args.clients} clients x {args.duration} s"
+    )
+    print("(the machine is shared with other jobs: compare the ratios of this one run)")
+    serve = [sys.executable, "-m", "flywheel.cli.main", "serve", "--bundle", str(bundle), "--features", "none"]
+    cases: list[tuple[str, list[str]]] = [
+        ("(a) constant", [sys.executable, str(Path(__file__).resolve()), "--constant-server", "{port}"]),
+        ("(b) in-process", [*serve, "--http-port", "{port}", "--grpc-port", "0"]),
+    ]
+    if not args.skip_triton:
+        cases.append(("(c) triton", [*serve, "--http-port", "{port}", "--grpc-port", "0", "--triton"]))
+    results: dict[str, tuple[float, float, float]] = {}
+    for name, template in cases:
+        port = free_port()
+        command = [part.replace("{port}", str(port)) for part in template]
+        process = start(command, port, work / name.split()[0].strip("()"))
+        try:
+            p50, p99 = one_client(port, args.requests)
+            stages = stage_means(port)
+            rps = many_clients(port, args.clients, args.duration)
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+        results[name] = (p50, p99, rps)
+        print(f"{name:16s} 1 client p50 {p50:7.2f} ms  p99 {p99:7.2f} ms   {args.clients} clients {rps:8.1f} req/s")
+        if stages:
+            print(f"{'':16s} mean per stage (one client): {stages}")
+    a, b = results["(a) constant"], results["(b) in-process"]
+    print(f"ratio (b)/(a): p50 {b[0] / a[0]:.2f}x  p99 {b[1] / a[1]:.2f}x  throughput {b[2] / a[2]:.2f}x")
+    goals = [
+        ("(b) p99 <= 10 ms", b[1] <= 10.0),
+        ("(b) p99 <= 3x (a) p99", b[1] <= 3 * a[1]),
+        (f"(b) >= 200 req/s at {args.clients} clients", b[2] >= 200),
+    ]
+    if "(c) triton" in results:
+        c = results["(c) triton"]
+        print(f"ratio (c)/(b): p50 {c[0] / b[0]:.2f}x  p99 {c[1] / b[1]:.2f}x  throughput {c[2] / b[2]:.2f}x")
+        goals.append(("(c) p99 <= 1.5x (b) p99", c[1] <= 1.5 * b[1]))
+    for goal, met in goals:
+        print(f"  {'met   ' if met else 'MISSED'} {goal}")
+
+
+if __name__ == "__main__":
+    main()
