@@ -49,7 +49,7 @@ import torch
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
 from flywheel.evaluation.metrics import graded_ndcg, head_metrics, matrix_ranking_metrics, ranking_metrics
 from flywheel.models.bundle import ModelBundle, recommend, score_candidates, with_retrieval_score
-from flywheel.models.dataset import is_relevant, logs_impressions, relevance_label
+from flywheel.models.dataset import is_relevant, logs_impressions, query_rows, relevance_label
 from flywheel.models.encoding import sparse_cardinalities
 from flywheel.models.ranker import predict_heads
 from flywheel.models.stack import Recommender, first_queries, interest_rows, labelled_candidates
@@ -362,7 +362,8 @@ def evaluate(
     if logged:
         # the titles each user was shown in the holdout, re-ranked by every system (see the module docstring)
         qidx, cids = exposed_candidates(holdout, users)
-        pop = interest_rows(train)["content_id"].value_counts()
+        pop = train[train["click"] > 0]["content_id"].astype(str).value_counts()
+        queries = query_rows(holdout)  # each user's first holdout impression, as logged (same user order)
         flat: dict[str, np.ndarray] = {
             "retrieval": score_candidates(bundle, queries, qidx, cids, catalog, train)[0],
             "two_stage": _logged_scores(bundle, recommender, queries, users, times, qidx, cids, catalog, train),
