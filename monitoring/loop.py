@@ -103,6 +103,8 @@ class Loop:
         self.result = LoopResult()
         self.t0 = time.perf_counter()
         self._world: Any = None
+        self._parts: Any = None
+        self._errors: list[str] = []
 
     def now(self) -> float:
         """Seconds since the loop started."""
@@ -231,7 +233,11 @@ class Loop:
 
         def recommend(user_id: str, k: int) -> Served:
             request_id = new_request_id()
-            answer = parts.router.answer(RecommendRequest(user_id, k), request_id)
+            try:
+                answer = parts.router.answer(RecommendRequest(user_id, k), request_id)
+            except Exception as exc:
+                self._errors.append(f"{type(exc).__name__}: {exc}")
+                raise
             rec = answer.recommendation
             return Served(
                 request_id, rec.items, rec.scores, answer.variant, model_name, answer.model_version, answer.rollout_id
@@ -242,28 +248,46 @@ class Loop:
         log = open_event_log(self.config.event_log)
         try:
             producer = log.producer(self.config.event_log.topics.events)
+            written = parts.writer.written if parts.writer is not None else 0
             users = SimulatedUsers(self._world, seed=seed, realtime=True)
             summary = users.run(recommend, producer, requests=requests)
             summary.events_written += users.drain(producer)
             producer.flush()
         finally:
             log.close()
+        if parts.writer is not None:  # the analysis reads the prediction log: wait for the writer's flush
+            deadline = time.monotonic() + 60
+            while parts.writer.written < written + summary.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
         return summary
+
+    def server(self) -> Any:
+        """The model server's parts, built once (one writer holds the prediction log's topic)."""
+        if self._parts is None:
+            from serving.server import build_server
+
+            self._parts = build_server(self.config)
+        return self._parts
+
+    def close(self) -> None:
+        """Stop the model server's parts (drains the prediction log)."""
+        if self._parts is not None:
+            self._parts.close()
+            self._parts = None
 
     def serve(self, requests: int) -> None:
         """The champion (KServe model's router, in-process) answers simulated users whose tastes moved."""
         with self.stage("serve", "the champion answers simulated users in-process (router + prediction log)") as rec:
             try:
-                from serving.server import build_server
+                import serving.server  # noqa: F401 - availability check
             except ImportError:
                 rec.status, rec.detail = "skipped", "the model server is not on this branch"
                 return
-            parts = build_server(self.config)
-            try:
-                summary = self._traffic(parts, requests, seed=1)
-            finally:
-                parts.close()
+            summary = self._traffic(self.server(), requests, seed=1)
             rec.detail = f"{summary.requests} requests, CTR {summary.ctr:.4f} ({dict(summary.by_variant)})"
+            if summary.failed:
+                rec.status = "ok" if summary.requests else "failed"
+                rec.detail += f"; {summary.failed} failed, first: {self._errors[0][:200]}"
         self.note("metric", f"online ctr champion v{self.result.facts.get('champion')} (drifted users)", summary.ctr)
         self.result.facts["online_before"] = {"ctr": summary.ctr, "requests": summary.requests}
 
@@ -297,30 +321,35 @@ class Loop:
 
         cfg = self.config.monitoring
         shares = {s: d["features"]["share"] for s, d in drift.items() if d["features"]["status"] != "insufficient_data"}
-        firing = {s: v for s, v in shares.items() if v >= cfg.drift.max_drift_share}
+        firing: dict[str, tuple[str, str]] = {
+            f"FlywheelFeatureDrift/{s}": ("FlywheelFeatureDrift", f"{v:.0%} of the {s} features drifted")
+            for s, v in shares.items()
+            if v >= cfg.drift.max_drift_share
+        }
+        for d in drift.values():
+            for t in d.get("targets", []):
+                if t["status"] == "drift":
+                    firing[f"FlywheelTargetDrift/{t['target']}"] = ("FlywheelTargetDrift", t["detail"])
+            if (d.get("scores") or {}).get("status") == "drift":
+                firing["FlywheelPredictionDrift"] = ("FlywheelPredictionDrift", d["scores"]["detail"])
         audit = cfg.trigger.audit_path or Path(self.config.home) / "monitoring" / "decisions.jsonl"
         with self.stage(
             "retrain", "alert -> retrain trigger (debounce, single-flight, cooldown, budget) -> pipeline"
         ) as rec:
             if not firing:
-                rec.status, rec.detail = "skipped", f"no alert: drifted shares {shares}"
+                rec.status, rec.detail = "skipped", f"no alert: drifted shares {shares}, no target or score drift"
                 return {}
             alerts = [
                 {
                     "status": "firing",
-                    "labels": {
-                        "alertname": "FlywheelFeatureDrift",
-                        "source": s,
-                        "severity": "warning",
-                        "retrain": "true",
-                    },
-                    "annotations": {"summary": f"{v:.0%} of the {s} features drifted"},
+                    "labels": {"alertname": name, "key": key, "severity": "warning", "retrain": "true"},
+                    "annotations": {"summary": summary},
                     "startsAt": datetime.now(UTC).isoformat(),
                 }
-                for s, v in firing.items()
+                for key, (name, summary) in firing.items()
             ]
             body = json.dumps({"version": "4", "status": "firing", "receiver": "retrain-trigger", "alerts": alerts})
-            self.note("alert", f"FlywheelFeatureDrift firing for {', '.join(firing)}")
+            self.note("alert", f"firing: {', '.join(firing)}")
             # retrain on the latest days, the shift included (the gate warns about the drift, does not block)
             window_start = iso(end_ms - int(max(self.shift_day, 2.0) * DAY_MS))
             trigger = RetrainTrigger(
@@ -372,7 +401,6 @@ class Loop:
                 from flywheel.serving.rollout import RolloutDecision
                 from flywheel.serving.rollout_registry import analyze_rollout, apply_decision, start_rollout
                 from flywheel.serving.rollout_registry import audit_path as rollout_audit
-                from serving.server import build_server
             except ImportError:
                 rec.status, rec.detail = "skipped", "the serving and rollout code is not on this branch"
                 return
@@ -381,11 +409,10 @@ class Loop:
             self.note("canary", f"{state.rollout_id}: v{state.canary_version} at {state.fraction:.0%}", state.fraction)
             step = None
             for round_ in range(max_rounds):
-                parts = build_server(self.config)  # the watcher loads champion + canary from the registry
-                try:
-                    summary = self._traffic(parts, requests, seed=10 + round_)
-                finally:
-                    parts.close()  # drains the prediction log
+                parts = self.server()
+                if parts.watcher is not None:
+                    parts.watcher.poll()  # the registry moved: load the canary at the stage's fraction now
+                summary = self._traffic(parts, requests, seed=10 + round_)
                 log = open_event_log(self.config.event_log)
                 try:
                     step = analyze_rollout(self.config, log)
@@ -519,6 +546,7 @@ def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float, requ
         outcome = loop.alert_and_retrain(drift, start_ms, end_ms)
         loop.canary(outcome, requests)
     finally:
+        loop.close()
         console.print(loop.summary())
         report = write_report(loop.result, Path(config.home) / "reports" / "loop")
         loop.result.report = str(report)

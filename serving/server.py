@@ -124,9 +124,9 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
     sources: dict[tuple[str, ...], FeatureSource] = {}
     ranker_name = serving.triton.model_name
 
-    def ranker_for(bundle: Any, version: str) -> RankerBackend | None:
+    def ranker_for(bundle: Any, version: str, variant: str) -> RankerBackend | None:
         tv = triton_version(version)
-        url = serving.triton.url
+        url = serving.triton.url_for(variant)
         if triton:
             if tv not in triton_versions:
                 add_ranker_version(repository, bundle, tv, model_name=ranker_name)
@@ -153,7 +153,7 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
             url, model_name=ranker_name, model_version=version_asked, timeout_s=serving.triton.timeout_s
         )
 
-    def build(folder: Path, version: str) -> Recommender:
+    def build(folder: Path, version: str, variant: str = "champion") -> Recommender:
         import pandas as pd
 
         from flywheel.models.bundle import ModelBundle
@@ -168,7 +168,7 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
             catalog,
             features=sources[ids],
             version=version,
-            ranker=ranker_for(bundle, version),
+            ranker=ranker_for(bundle, version, variant),
             rules=serving.rules,
         )
 

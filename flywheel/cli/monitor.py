@@ -188,6 +188,9 @@ def loop(
     raw["simulator"]["scenarios"]["taste_drift"].update(
         enabled=True, at_day=shift_day, users_fraction=0.6, strength=2.0
     )
+    # the demo's small window on a shared machine: no latency or popularity guardrail on the first model
+    # (the promotion margin against the champion still holds for the retrained one)
+    raw["training"]["promotion"].update(max_latency_ms_p99=1000.0, min_ndcg_vs_popularity=0.0)
     # the demo's canary: two stages, sized for the demo's traffic (a cluster keeps the configured ones)
     raw["rollout"].update(schedule=[0.2, 0.5], min_impressions_per_stage=1500, min_units_per_variant=50)
     result = run_loop(

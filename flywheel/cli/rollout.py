@@ -263,7 +263,6 @@ def traffic(
                 recommend, producer, requests=requests, k=k, progress=lambda d, _: progress.update(task, completed=d)
             )
         users.drain(producer)
-        producer.flush()
     finally:
         log.close()
     console.print(

@@ -25,7 +25,11 @@ class TritonConfig(Section):
     """The Triton predictor that ranks the candidates (KServe's predictor_host)."""
 
     url: str | None = None
-    """host:port of a Triton HTTP endpoint serving the ranker; None ranks in-process."""
+    """host:port of a Triton HTTP endpoint serving the champion's ranker; None ranks in-process."""
+    canary_url: str | None = None
+    """host:port of the canary's Triton (one predictor per variant on a cluster); None: ``url``."""
+    shadow_url: str | None = None
+    """host:port of the shadow's Triton; None: ``url``."""
     model_name: str = "ranker"
     """Name of the ranker model in the Triton model repository."""
     timeout_s: float = Field(default=1.0, gt=0)
@@ -37,10 +41,15 @@ class TritonConfig(Section):
     startup_timeout_s: float = Field(default=120.0, gt=0)
     """Time allowed for the local tritonserver to report the ranker ready."""
 
-    @field_validator("url", mode="before")
+    @field_validator("url", "canary_url", "shadow_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    def url_for(self, variant: str) -> str | None:
+        """The predictor of a variant (``champion``, ``canary`` or ``shadow``)."""
+        own = {"canary": self.canary_url, "shadow": self.shadow_url}.get(variant)
+        return own or self.url
 
 
 class ServingConfig(Section):

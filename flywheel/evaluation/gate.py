@@ -59,7 +59,8 @@ def promotion_gate(metrics: Mapping[str, float], config: PromotionConfig) -> Gat
     if has_champion:
         cand, champ = metrics.get(metric, math.nan), metrics[champ_key]
         need = max(champ * (1 + config.min_relative_gain), champ + config.min_absolute_gain)
-        if not (cand >= need and cand > champ):
+        # a tie never passes, unless the margins were set below the champion on purpose
+        if not (cand >= need and (cand > champ or need < champ)):
             reasons.append(
                 f"champion: {metric} {cand:.4f} does not beat the champion's {champ:.4f} (needs >= {need:.4f})"
             )

@@ -71,19 +71,19 @@ def read_registry(model_name: str) -> RegistryView:
     return RegistryView(aliases, runs, rollout_from_tags(dict(model.tags)))
 
 
-Loader = Callable[[str, str], Recommender]
-"""(version, run_id) -> a loaded Recommender."""
+Loader = Callable[[str, str, str], Recommender]
+"""(version, run_id, variant) -> a loaded Recommender (the variant picks e.g. its Triton predictor)."""
 
 
-def bundle_loader(cache_dir: Path, build: Callable[[Path, str], Recommender]) -> Loader:
+def bundle_loader(cache_dir: Path, build: Callable[[Path, str, str], Recommender]) -> Loader:
     """A loader that downloads a version's bundle into ``cache_dir/<version>`` once and builds it."""
     from flywheel.registry.mlflow_registry import download_bundle
 
-    def load(version: str, run_id: str) -> Recommender:
+    def load(version: str, run_id: str, variant: str) -> Recommender:
         folder = cache_dir / version / "bundle"
         if not (folder / "spec.json").exists():
             folder = download_bundle(run_id, cache_dir / version)
-        return build(folder, version)
+        return build(folder, version, variant)
 
     return load
 
@@ -108,7 +108,7 @@ class RegistryWatcher:
         self.view: RegistryView | None = None
         self.deployment: Deployment | None = None
         self.errors = 0
-        self._loaded: dict[str, Recommender] = {}
+        self._loaded: dict[tuple[str, str], Recommender] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -124,12 +124,15 @@ class RegistryWatcher:
         wanted = view.wanted()
         if "champion" not in wanted:
             raise LookupError(f"registered model {self.model_name!r} has no {CHAMPION!r} alias")
-        loaded = {v: self._loaded.get(v) or self.loader(v, view.runs[v]) for v in set(wanted.values())}
+        loaded = {
+            (variant, v): self._loaded.get((variant, v)) or self.loader(v, view.runs[v], variant)
+            for variant, v in wanted.items()
+        }
         deployment = Deployment(
             self.served_name,
-            champion=loaded[wanted["champion"]],
-            canary=loaded[wanted["canary"]] if "canary" in wanted else None,
-            shadow=loaded[wanted["shadow"]] if "shadow" in wanted else None,
+            champion=loaded[("champion", wanted["champion"])],
+            canary=loaded[("canary", wanted["canary"])] if "canary" in wanted else None,
+            shadow=loaded[("shadow", wanted["shadow"])] if "shadow" in wanted else None,
             rollout=view.rollout,
         )
         self._loaded, self.view, self.deployment = loaded, view, deployment

@@ -283,10 +283,10 @@ class SimulatedUsers:
         """
         summary = TrafficSummary(start_ms=self.now_ms)
         for done in range(1, requests + 1):
-            at = self.now_ms
             user = self.draw_user()
             try:
                 served = recommend(self.world.population.user_ids[user], k)
+                at = self.now_ms  # the user sees the answer once it has arrived (after the server logged it)
             except Exception as exc:  # noqa: BLE001 - a failed request is a fact of the traffic, counted
                 summary.failed += 1
                 summary.last_error = f"{type(exc).__name__}: {exc}"
@@ -319,8 +319,10 @@ class SimulatedUsers:
         return producer.send_many(due) if due else 0
 
     def drain(self, producer: Producer) -> int:
-        """Write every pending feedback event now, in time order; returns how many."""
-        return self._release(producer, np.iinfo(np.int64).max)
+        """Write every pending feedback event now, in time order, and flush; returns how many."""
+        written = self._release(producer, np.iinfo(np.int64).max)
+        producer.flush()
+        return written
 
 
 def http_recommender(

@@ -25,6 +25,7 @@ def small_config(home: Path) -> FlywheelConfig:
     raw["training"]["retrieval"].update(epochs=2)
     raw["training"]["ranker"].update(epochs=2)
     raw["training"]["quality"].update(min_rows=500)
+    raw["training"]["promotion"].update(max_latency_ms_p99=1000.0, min_ndcg_vs_popularity=0.0)
     raw["rollout"].update(schedule=[0.2, 0.5], min_impressions_per_stage=800, min_units_per_variant=30)
     return FlywheelConfig.model_validate(raw)
 

@@ -105,7 +105,9 @@ def test_training_retraining_evaluation(setup: dict) -> None:
     assert 0.0 <= evaluated["metrics"]["two_stage.ndcg@10"] <= 1.0
     assert "champion.two_stage.ndcg@10" not in evaluated["metrics"]  # the champion is not compared with itself
 
-    lenient = config.model_copy(update={"promotion": config.promotion.model_copy(update={"min_relative_gain": -1.0})})
+    lenient = config.model_copy(
+        update={"promotion": config.promotion.model_copy(update={"min_relative_gain": -1.0, "min_absolute_gain": -1.0})}
+    )
     challenger = _run(setup, "retraining", "fresh.parquet", lenient)
     assert (challenger["status"], challenger["version"], challenger["alias"]) == ("registered", "2", "challenger")
     assert _aliases(config) == {"champion": "1", "challenger": "2"}

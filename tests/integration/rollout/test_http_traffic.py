@@ -25,8 +25,9 @@ def test_simulated_users_call_the_server_and_their_feedback_joins_its_prediction
     events_log = LocalEventLog(tmp_path / "log", partitions=2)
     with model_server(tmp_path / "home", "--bundle", str(bundle), "--features", "none") as server:
         users = SimulatedUsers(world, seed=3, realtime=True)
-        summary = users.run(http_recommender(server.http_url), events_log.producer("events"), requests=25, k=4)
-        users.drain(events_log.producer("events"))
+        producer = events_log.producer("events")
+        summary = users.run(http_recommender(server.http_url), producer, requests=25, k=4)
+        users.drain(producer)  # the playbacks still running when the traffic stopped
         served = LocalEventLog(server.home / "log", partitions=8)
         deadline = time.monotonic() + 10
         records = []

@@ -15,11 +15,11 @@ pytestmark = pytest.mark.integration
 MODEL = "flywheel-recommender"
 
 
-def _register(bundle: Path) -> str:
+def _register(bundle: Path, experiment_id: str) -> str:
     import mlflow
     from mlflow import MlflowClient
 
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=experiment_id) as run:  # artifacts under the test's folder
         mlflow.log_artifacts(str(bundle), artifact_path="bundle")
     client = MlflowClient()
     try:
@@ -46,8 +46,8 @@ def test_alias_moves_and_rollout_tags_reload_the_server(
     home = tmp_path / "home"
     home.mkdir()
     uri = f"sqlite:///{home}/mlflow.db"
-    connect(uri, "serving-test", str(home / "mlartifacts"))
-    v1, v2 = _register(served_bundle[0]), _register(served_bundle[0])
+    experiment = connect(uri, "serving-test", str(home / "mlartifacts"))
+    v1, v2 = _register(served_bundle[0], experiment), _register(served_bundle[0], experiment)
     set_alias(MODEL, CHAMPION, v1)
     config = home / "flywheel.yaml"
     config.write_text(

@@ -34,6 +34,12 @@ def test_a_tie_does_not_beat_the_champion() -> None:
     assert not promotion_gate(_metrics(ndcg=0.30, champion=0.30), config).passed
 
 
+def test_margins_set_below_the_champion_accept_a_slightly_worse_candidate() -> None:
+    config = PromotionConfig(min_relative_gain=-0.1, min_absolute_gain=-0.1)
+    assert promotion_gate(_metrics(ndcg=0.28, champion=0.30), config).passed  # 0.28 >= 0.30 * 0.9
+    assert not promotion_gate(_metrics(ndcg=0.26, champion=0.30), config).passed
+
+
 def test_calibration_latency_and_baseline_guardrails() -> None:
     config = PromotionConfig(max_ece=0.05, max_latency_ms_p99=0.5, min_ndcg_vs_popularity=1.6)
     decision = promotion_gate(_metrics(ece=0.06), config)
