@@ -48,8 +48,8 @@ import torch
 
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
 from flywheel.evaluation.metrics import graded_ndcg, head_metrics, matrix_ranking_metrics, ranking_metrics
-from flywheel.models.bundle import ModelBundle, recommend, score_candidates
-from flywheel.models.dataset import is_relevant, logs_impressions, relevance_label
+from flywheel.models.bundle import ModelBundle, recommend, score_candidates, with_retrieval_score
+from flywheel.models.dataset import is_relevant, logs_impressions, query_rows, relevance_label
 from flywheel.models.encoding import sparse_cardinalities
 from flywheel.models.ranker import predict_heads
 from flywheel.models.stack import Recommender, first_queries, interest_rows, labelled_candidates
@@ -232,6 +232,24 @@ SLICED_SYSTEMS = (
 """Systems whose ranking metrics are also reported by device and by new / existing content."""
 
 
+def _logged_scores(
+    bundle: ModelBundle,
+    recommender: Recommender,
+    queries: pd.DataFrame,
+    users: np.ndarray,
+    times: np.ndarray,
+    qidx: np.ndarray,
+    cids: np.ndarray,
+    catalog: pd.DataFrame,
+    train: pd.DataFrame,
+) -> np.ndarray:
+    """The two-stage score of the titles each user was shown: the ranker over the sources' features
+    where it reads them, else the two-stage score the serving path orders by (ranker + retrieval)."""
+    if recommender.reads_sources:
+        return recommender.score_pairs(users, times, qidx, cids)
+    return score_candidates(bundle, queries, qidx, cids, catalog, train)[1]
+
+
 def _popularity_tops(train: pd.DataFrame, users: np.ndarray, k: int, exclude_seen: bool) -> np.ndarray:
     """The most engaged titles of the training part for every user, less the user's own (when
     ``exclude_seen``), as the top-K function leaves them out: [U, k] content ids."""
@@ -290,8 +308,14 @@ def evaluate(
         "view.logged": float(logged),
     }
     recommender = Recommender(bundle, catalog=catalog, train=train)
-    labelled, _ = labelled_candidates(recommender, holdout, negatives_per_user=None, seed=config.seed)
-    probs = predict_heads(bundle.ranker, labelled, catalog, bundle.spec)
+    if recommender.reads_sources:  # the rows it learnt from: the sources' candidates, labelled by the holdout
+        labelled, _ = labelled_candidates(recommender, holdout, negatives_per_user=None, seed=config.seed)
+        probs = predict_heads(bundle.ranker, labelled, catalog, bundle.spec)
+    else:  # every logged impression of the holdout, at its logged position
+        labelled = holdout
+        probs = predict_heads(
+            bundle.ranker, with_retrieval_score(bundle, holdout, catalog), catalog, bundle.spec, logged_position=True
+        )
     labels = labelled[list(HEAD_NAMES)].astype(float)
     known = set(train["content_id"].astype(str))
     is_new = ~labelled["content_id"].astype(str).isin(known).to_numpy()
@@ -338,14 +362,18 @@ def evaluate(
     if logged:
         # the titles each user was shown in the holdout, re-ranked by every system (see the module docstring)
         qidx, cids = exposed_candidates(holdout, users)
-        pop = interest_rows(train)["content_id"].value_counts()
+        pop = train[train["click"] > 0]["content_id"].astype(str).value_counts()
+        queries = query_rows(holdout)  # each user's first holdout impression, as logged (same user order)
         flat: dict[str, np.ndarray] = {
             "retrieval": score_candidates(bundle, queries, qidx, cids, catalog, train)[0],
-            "two_stage": recommender.score_pairs(users, times, qidx, cids),
+            "two_stage": _logged_scores(bundle, recommender, queries, users, times, qidx, cids, catalog, train),
             "popularity": pop.reindex(cids).fillna(0.0).to_numpy(dtype=float),
         }
         if champion_rec is not None:
-            flat["champion.two_stage"] = champion_rec.score_pairs(users, times, qidx, cids)
+            assert champion is not None
+            flat["champion.two_stage"] = _logged_scores(
+                champion, champion_rec, queries, users, times, qidx, cids, catalog, train
+            )
         if oracle is not None:
             col = pd.Index(recommender.content_ids.astype(str)).get_indexer(cids)
             flat["oracle"] = np.where(col >= 0, aff[qidx, np.clip(col, 0, None)], -np.inf)

@@ -125,7 +125,15 @@ def prepare_window(frame: pd.DataFrame, catalog: pd.DataFrame, *, history_length
     TRAINING_SET.validate(frame)
     CATALOG.validate(catalog)
     frame = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
-    return add_history(frame, length=history_length)
+    return add_history(frame, length=history_length, labels=history_labels(frame))
+
+
+def history_labels(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The labels that put a title in a user's history: every interest signal of an imported
+    window (each row is a play, a like or a rating); on logged traffic a click answers where a
+    title was shown more than what the user likes, so there the signals after it count (a watch
+    past half, a completion, a like, an add to list)."""
+    return INTEREST_LABELS if not logs_impressions(frame) else tuple(x for x in INTEREST_LABELS if x != "click")
 
 
 def query_rows(holdout: pd.DataFrame) -> pd.DataFrame:

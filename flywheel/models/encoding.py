@@ -209,14 +209,22 @@ def watch_history(
     return out
 
 
-def add_history(frame: pd.DataFrame, *, length: int, source: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Copy of ``frame`` with a ``history`` column (point-in-time, from ``source`` or itself)."""
+def add_history(
+    frame: pd.DataFrame,
+    *,
+    length: int,
+    source: pd.DataFrame | None = None,
+    labels: tuple[str, ...] = ("click", "watch_50", "complete", "like", "add_to_list"),
+) -> pd.DataFrame:
+    """Copy of ``frame`` with a ``history`` column (point-in-time, from ``source`` or itself; see
+    :func:`watch_history` for ``labels``)."""
     out = frame.copy()
     out["history"] = watch_history(
         frame if source is None else source,
         out["user_id"].to_numpy(),
         out["event_timestamp"].to_numpy(),
         length=length,
+        labels=labels,
     )
     return out
 

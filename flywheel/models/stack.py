@@ -151,6 +151,7 @@ class Recommender:
         latest = latest.assign(user_id=latest["user_id"].astype(str)).set_index("user_id")
         self.user_rows = latest[[c for c in USER_COLUMNS if c in latest.columns and c not in ("user_id", "history")]]
         self.snapshot = content_snapshot(train, pd.Timestamp(self.end_ms, unit="ms", tz="UTC"))
+        self.reads_sources = reads_sources(train)
         self.index = TopKIndex.build(self.retrieval, encode_catalog(self.catalog, self.spec))
         if self.item_to_item is not None:
             self.i2i_columns, self.i2i_weights = self.item_to_item.restricted(self.column)
@@ -284,9 +285,10 @@ class Recommender:
         frame["history"] = queries["history"].to_numpy()[query_index]
         frame["event_timestamp"] = queries["event_timestamp"].to_numpy()[query_index]
         frame["propensity"] = 1.0
-        extra = self.features(scored, query_index, rows)
-        for col in extra.columns:
-            frame[col] = extra[col].to_numpy()
+        if self.reads_sources or self.ranker is None:
+            extra = self.features(scored, query_index, rows)
+            for col in extra.columns:
+                frame[col] = extra[col].to_numpy()
         return frame
 
     def rank_scores(self, frame: pd.DataFrame) -> np.ndarray:
@@ -379,6 +381,15 @@ class Recommender:
         ids, scores, _ = self.recommend_many([user_id], k, [list(exclude)], as_of_ms=times)
         keep = [i for i, c in enumerate(ids[0]) if c is not None]
         return [str(ids[0][i]) for i in keep], [float(scores[0][i]) for i in keep]
+
+
+def reads_sources(train: pd.DataFrame) -> bool:
+    """Whether the ranker of a window reads the sources' features: trained on the sources'
+    candidates where the window logs no impressions (imported interactions); on logged traffic
+    it learns from the logged impressions, where the sources' features are absent (zeros), as the
+    serving path builds them. Measured: a candidate-trained ranker on the simulator's logged
+    traffic fell to NDCG@10 0.104 against popularity's 0.261 over the titles shown."""
+    return not logs_impressions(train)
 
 
 def with_sources(
@@ -475,6 +486,10 @@ def train_stacked_ranker(
     Raises:
         ValueError: The training part cannot be split again, or no candidate was engaged with.
     """
+    if logs_impressions(train):
+        # logged traffic: the ranker learns P(response | shown) from every logged impression, real
+        # negatives included, as the two stages always did there (see reads_sources)
+        return train_ranker(train, catalog, spec, config.ranker, seed=config.seed), {"ranker.rows": float(len(train))}
     inner = split_window(train, config.holdout_fraction, config.evaluation.model_copy(update={"min_holdout_users": 1}))
     unranked = ModelBundle(
         spec,
