@@ -129,8 +129,14 @@ def test_drift_fires_the_alert_and_starts_exactly_one_retraining(drifted_world: 
                 assert check(drifted) >= 0.3  # the simulator's shift, seen by the drift job
                 _wait_for("a retraining to start", _audited(audit, lambda r: r.action == "start"))
                 trigger.wait()
-                firing = _query(prometheus, 'ALERTS{alertname="FlywheelFeatureDrift",alertstate="firing"}')
-                assert [r["metric"]["source"] for r in firing] == ["events"]
+                _wait_for(
+                    "the events stream's drift alert to fire",
+                    lambda: "events"
+                    in {
+                        r["metric"]["source"]
+                        for r in _query(prometheus, 'ALERTS{alertname="FlywheelFeatureDrift",alertstate="firing"}')
+                    },
+                )
 
                 check(calm)  # the alert resolves ...
                 _wait_for("the resolved notification", _audited(audit, lambda r: r.guard == "resolved"))
