@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -189,22 +190,27 @@ def import_command(
             f"the catalog {catalog_path}[/]: written (known by id only); listed in {absent}",
             highlight=False,
         )
-    if summary.bad_rows:
-        bad = Table(title="bad rows (line 1 is the header)")
-        bad.add_column("line", justify="right")
-        bad.add_column("reason")
-        for row in summary.bad_rows[:50]:
-            bad.add_row(str(row.line), row.reason)
-        if len(summary.bad_rows) > 50:
-            bad.add_row("...", f"{len(summary.bad_rows) - 50} more in the errors file")
-        console.print(bad)
-        console.print(f"bad rows written to {summary.errors_file}", highlight=False)
-        if not allow_bad_rows:
-            fail(
-                f"{len(summary.bad_rows)} bad row(s); nothing was written "
-                "(use --allow-bad-rows to write the good rows)",
-                code=1,
-            )
+    _report_bad_rows(summary.bad_rows, summary.errors_file, allow_bad_rows=allow_bad_rows)
+
+
+def _report_bad_rows(bad_rows: Sequence[Any], errors_file: Path | None, *, allow_bad_rows: bool) -> None:
+    """Print the first bad rows of an import (line, reason) and stop unless ``allow_bad_rows``."""
+    if not bad_rows:
+        return
+    bad = Table(title="bad rows (line 1 is the header)")
+    bad.add_column("line", justify="right")
+    bad.add_column("reason")
+    for row in bad_rows[:50]:
+        bad.add_row(str(row.line), row.reason)
+    if len(bad_rows) > 50:
+        bad.add_row("...", f"{len(bad_rows) - 50} more in the errors file")
+    console.print(bad)
+    console.print(f"bad rows written to {errors_file}", highlight=False)
+    if not allow_bad_rows:
+        fail(
+            f"{len(bad_rows)} bad row(s); nothing was written (use --allow-bad-rows to write the good rows)",
+            code=1,
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -274,21 +280,7 @@ def import_catalog_command(
     table.add_row("bad rows", f"{len(result.bad_rows):,}")
     table.add_row("titles without a release date", f"{result.without_release:,}")
     console.print(table)
-    if result.bad_rows:
-        bad = Table(title="bad rows (line 1 is the header)")
-        bad.add_column("line", justify="right")
-        bad.add_column("reason")
-        for row in result.bad_rows[:50]:
-            bad.add_row(str(row.line), row.reason)
-        if len(result.bad_rows) > 50:
-            bad.add_row("...", f"{len(result.bad_rows) - 50} more in the errors file")
-        console.print(bad)
-        console.print(f"bad rows written to {result.errors_file}", highlight=False)
-        if not allow_bad_rows:
-            fail(
-                f"{len(result.bad_rows)} bad row(s); nothing was written (use --allow-bad-rows to write the good rows)",
-                code=1,
-            )
+    _report_bad_rows(result.bad_rows, result.errors_file, allow_bad_rows=allow_bad_rows)
     console.print(f"catalog written to {result.out}", highlight=False)
     if out is not None and cfg.features.catalog_path is None:
         console.print("note: set features.catalog_path to this file so that the pipelines read it")
