@@ -88,6 +88,7 @@ def test_training_retraining_evaluation(setup: dict) -> None:
     import mlflow
 
     mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)  # an earlier test of this process may have set another
     run = mlflow.get_run(trained["run_id"])
     assert {"two_stage.ndcg_at_10", "heads.click.auc", "oracle.ndcg_at_10", "window.rows"} <= set(run.data.metrics)
     assert "window.start" in run.data.tags and "features" in run.data.params

@@ -37,4 +37,5 @@ def test_imported_ratings_and_catalog_train_register_and_score(tmp_path: Path) -
     from flywheel.registry.mlflow_registry import version_by_alias
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")  # not an earlier test's registry
     assert version_by_alias("flywheel-recommender", "champion") is not None
