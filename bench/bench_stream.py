@@ -14,7 +14,8 @@ run, each with 1, 2 and 4 worker processes (one worker each, one Bytewax cluster
   table and the report).
 
 Each process times itself from the moment the cluster is connected and its first source
-partition is built; a run's time is from the first process's start to the last one's end.
+partition is built; a run's time is from the first process's start to the last one's end (and its
+CPU seconds, summed over its processes, a second view when the machine is not idle).
 Prints events/s, the speed-up over one process, the events exchanged between processes (items
 a step received from another process) and the records each process read (its load).
 
@@ -66,7 +67,11 @@ def _config(root: Path, users: int) -> Any:
             ),
             "simulator": base.simulator.model_copy(
                 update={
-                    "users": users, "items": 1000, "days": 1, "ground_truth_dir": root / "gt", "scenarios": scenarios,
+                    "users": users,
+                    "items": 1000,
+                    "days": 1,
+                    "ground_truth_dir": root / "gt",
+                    "scenarios": scenarios,
                 }
             ),
         }
@@ -90,6 +95,7 @@ def _worker(args: argparse.Namespace) -> None:
 
     pid = os.getpid()
     started: list[float] = []
+    cpu_started: list[float] = []
     read = [0]
     exchanged = [0]
 
@@ -107,6 +113,7 @@ def _worker(args: argparse.Namespace) -> None:
         def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
             if not started:
                 started.append(time.time())
+                cpu_started.append(time.process_time())
             return super().build_part(step_id, for_part, resume_state)
 
     class NoOp(StatefulBatchLogic[Any, Any, None]):
@@ -140,8 +147,11 @@ def _worker(args: argparse.Namespace) -> None:
     else:
         out = root / f"out-{args.tag}"
         streaming = StreamingConfig(
-            recovery=False, batch_size=args.batch_size, report_path=out / "report.json",
-            features_table=out / "features.sqlite", emit_interval_seconds=5.0,
+            recovery=False,
+            batch_size=args.batch_size,
+            report_path=out / "report.json",
+            features_table=out / "features.sqlite",
+            emit_interval_seconds=5.0,
         )
         topics = config.event_log.topics.model_copy(update={"dlq": f"dlq-{args.tag}", "late": f"late-{args.tag}"})
         config = config.model_copy(update={"event_log": config.event_log.model_copy(update={"topics": topics})})
@@ -149,6 +159,7 @@ def _worker(args: argparse.Namespace) -> None:
     addresses = args.addresses.split(",") if args.addresses else None
     cli_main(flow, workers_per_process=1, process_id=args.process_id, addresses=addresses)
     end = time.time()
+    cpu = time.process_time() - (cpu_started[0] if cpu_started else time.process_time())
     if args.flow == "full":
         read[0] = int(REGISTRY.get_sample_value("flywheel_stream_events_in_total") or 0)
         exchanged[0] = int(
@@ -160,7 +171,13 @@ def _worker(args: argparse.Namespace) -> None:
                 if sample.name.endswith("_total")
             )
         )
-    result = {"start": started[0] if started else end, "end": end, "read": read[0], "exchanged": exchanged[0]}
+    result = {
+        "start": started[0] if started else end,
+        "end": end,
+        "cpu": cpu,
+        "read": read[0],
+        "exchanged": exchanged[0],
+    }
     Path(args.result).write_text(json.dumps(result))
 
 
@@ -174,9 +191,21 @@ def _run(root: Path, flow: str, processes: int, args: argparse.Namespace, tag: s
     procs = []
     for i in range(processes):
         cmd = [
-            sys.executable, str(Path(__file__).resolve()), "--worker", "--flow", flow, "--root", str(root),
-            "--users", str(args.users), "--batch-size", str(args.batch_size), "--tag", tag,
-            "--result", str(results[i]),
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--flow",
+            flow,
+            "--root",
+            str(root),
+            "--users",
+            str(args.users),
+            "--batch-size",
+            str(args.batch_size),
+            "--tag",
+            tag,
+            "--result",
+            str(results[i]),
         ]
         if processes > 1:
             cmd += ["--process-id", str(i), "--addresses", addresses]
@@ -187,6 +216,7 @@ def _run(root: Path, flow: str, processes: int, args: argparse.Namespace, tag: s
     parts = [json.loads(r.read_text()) for r in results]
     return {
         "seconds": max(t["end"] for t in parts) - min(t["start"] for t in parts),
+        "cpu": sum(t["cpu"] for t in parts),
         "read": [t["read"] for t in parts],
         "exchanged": sum(t["exchanged"] for t in parts),
     }
@@ -221,7 +251,9 @@ def main() -> None:
             f"input: {n:,} records in {PARTITIONS} partitions (1 simulated day, {args.users} users, faults on), "
             f"batch size {args.batch_size}; {os.cpu_count()} cores, load average {load:.2f} at the start"
         )
-        header = f"{'flow':>6} {'procs':>5} {'events/s':>10} {'x 1 proc':>8} {'seconds':>8} {'exchanged':>10}"
+        header = (
+            f"{'flow':>6} {'procs':>5} {'events/s':>10} {'x 1 proc':>8} {'seconds':>8} {'cpu s':>6} {'exchanged':>10}"
+        )
         print(f"{header}  read per process")
         runs: dict[tuple[str, int], dict[str, Any]] = {}
         for flow in FLOWS:
@@ -236,6 +268,7 @@ def main() -> None:
                 shares = " ".join(f"{r / max(1, sum(best['read'])):.0%}" for r in best["read"])
                 print(
                     f"{flow:>6} {processes:>5} {rate:>10,.0f} {speedup:>7.2f}x {best['seconds']:>8.2f} "
+                    f"{best['cpu']:>6.2f} "
                     f"{best['exchanged']:>10,}  {shares}",
                     flush=True,
                 )
@@ -254,6 +287,11 @@ def main() -> None:
         print(
             f"full vs keyed floor, 1 process: {floor:.1%} (goal >= {FLOOR_GOAL:.0%}: "
             f"{'met' if floor >= FLOOR_GOAL else 'NOT met'})"
+        )
+        cpu_floor = runs[("keyed", 1)]["cpu"] / runs[("full", 1)]["cpu"]
+        print(
+            f"the same in CPU seconds of the process (less sensitive to other load on the machine): {cpu_floor:.1%}; "
+            f"load average at the end {os.getloadavg()[0]:.2f}"
         )
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
+import msgspec
 import orjson
 
 from flywheel.events.schema import EventSchema, schemas
@@ -23,7 +25,7 @@ from flywheel.events.schema import EventSchema, schemas
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 EARLIEST_PLAUSIBLE_MS = 0
 """The default lower bound of ``timestamp_ms`` (the Unix epoch: data of any era is plausible)."""
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 #: Event types that concern one piece of content and so need ``content_id``.
 CONTENT_EVENT_TYPES = frozenset(
@@ -44,6 +46,7 @@ CONTENT_EVENT_TYPES = frozenset(
 )
 #: Event types that report time watched and so need ``watch_seconds``.
 WATCH_EVENT_TYPES = frozenset({"playback.stopped", "playback.completed", "playback.paused"})
+_NON_NEGATIVE = ("position_seconds", "duration_seconds", "rating")
 
 #: Every rejection code the validator can return.
 REJECTION_CODES = (
@@ -81,7 +84,7 @@ class Rejection:
         return f"{self.code}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ValidationResult:
     """An accepted event, or the reasons it was rejected."""
 
@@ -235,79 +238,109 @@ def _compile_record(record: dict[str, Any]) -> Checker:
     return check_record
 
 
-_MISSING = object()
+#: The bounds every value of an Avro scalar type has (a double must be finite: NaN fails them too).
+_BOUNDS: dict[str, dict[str, Any]] = {
+    "int": {"ge": INT32_MIN, "le": INT32_MAX},
+    "long": {"ge": -(2**63), "le": 2**63 - 1},
+    "double": {"ge": -sys.float_info.max, "le": sys.float_info.max},
+    "float": {"ge": -sys.float_info.max, "le": sys.float_info.max},
+}
+_PYTHON: dict[str, Any] = {
+    "string": str,
+    "int": int,
+    "long": int,
+    "double": float,
+    "float": float,
+    "boolean": bool,
+    "null": None,
+}
+#: A refinement of one field for the fast check: msgspec.Meta constraints, or a type that replaces the field's.
+Refinement = dict[str, Any] | Any
 
 
-def _generate_fast_check(record: dict[str, Any]) -> Callable[[Any], bool]:
-    """Generate straight-line Python that answers "does this pass the schema?" without reasons.
+def _scalar(name: str, refine: Refinement | None) -> Any:
+    if refine is not None and not isinstance(refine, dict):
+        return refine
+    constraints = dict(_BOUNDS.get(name, {}))
+    for key, value in (refine or {}).items():
+        if key == "ge" and "ge" in constraints:
+            constraints["ge"] = max(constraints["ge"], value)
+        elif key == "le" and "le" in constraints:
+            constraints["le"] = min(constraints["le"], value)
+        elif key == "gt":
+            constraints.pop("ge", None)
+            constraints["gt"] = value
+        else:
+            constraints[key] = value
+    base = _PYTHON[name]
+    return Annotated[base, msgspec.Meta(**constraints)] if constraints else base
 
-    Most events are valid, so the validator first runs this generated check (no closures, no
-    paths, no allocations) and only walks the schema with :func:`_compile_record` to collect
-    reasons when it fails. It must never be more lenient than the walk; a property test holds
-    the two to the same answer.
+
+def _struct_type(avro_type: Any, path: str, refine: dict[str, Refinement]) -> Any:
+    """The msgspec type of an Avro (parsed) type at ``path``; records become Structs that forbid unknown fields."""
+    if isinstance(avro_type, list):
+        return Union[tuple(_struct_type(t, path, refine) for t in avro_type)]  # noqa: UP007 - built at run time
+    if isinstance(avro_type, dict):
+        kind = avro_type["type"]
+        if kind == "record":
+            return _schema_struct(avro_type, path, refine)
+        if kind == "enum":
+            return Literal[tuple(avro_type["symbols"])]
+        return _struct_type(kind, path, refine)
+    return None if avro_type == "null" else _scalar(avro_type, refine.get(path))
+
+
+def _schema_struct(record: dict[str, Any], path: str, refine: dict[str, Refinement]) -> type[msgspec.Struct]:
+    """A msgspec Struct with the record's fields and types (required unless the field has a default)."""
+    prefix = f"{path}." if path else ""
+    required, optional = [], []
+    for field in record["fields"]:
+        field_type = _struct_type(field["type"], prefix + field["name"], refine)
+        if "default" in field:
+            optional.append((field["name"], field_type, msgspec.field(default=None)))
+        else:
+            required.append((field["name"], field_type))
+    return msgspec.defstruct(record["name"].rsplit(".", 1)[-1], [*required, *optional], forbid_unknown_fields=True)
+
+
+def schema_check(record: dict[str, Any], refine: dict[str, Refinement] | None = None) -> Callable[[Any], bool]:
+    """ "Does this decoded event pass the schema (and the refinements)?", without reasons, in C.
+
+    msgspec converts the event to a Struct generated from the Avro schema: types, required fields,
+    unknown fields, enum symbols, 32-bit ints, finite numbers; ``refine`` adds constraints by dotted
+    field path (msgspec.Meta keywords such as ``ge`` or ``pattern``, or a replacement type). It must
+    never be more lenient than :func:`_compile_record`'s walk; a property test holds the two to the
+    same answer.
     """
-    constants: dict[str, Any] = {"_MISSING": _MISSING}
-    functions: list[str] = []
+    struct = _schema_struct(record, "", refine or {})
+    convert, invalid = msgspec.convert, msgspec.ValidationError
 
-    def constant(value: Any) -> str:
-        name = f"_C{len(constants)}"
-        constants[name] = value
-        return name
+    def check(obj: Any) -> bool:
+        if type(obj) is not dict:
+            return False
+        try:
+            convert(obj, struct)
+        except invalid:
+            return False
+        return True
 
-    def expression(avro_type: Any, var: str) -> str:
-        if isinstance(avro_type, list):
-            return "(" + " or ".join(expression(t, var) for t in avro_type) + ")"
-        if isinstance(avro_type, dict):
-            kind = avro_type["type"]
-            if kind == "record":
-                return f"{record_function(avro_type)}({var})"
-            if kind == "enum":
-                return f"(type({var}) is str and {var} in {constant(frozenset(avro_type['symbols']))})"
-            return expression(kind, var)
-        return {
-            "string": f"type({var}) is str",
-            "int": f"(type({var}) is int and {INT32_MIN} <= {var} <= {INT32_MAX})",
-            "long": f"(type({var}) is int and {-(2**63)} <= {var} < {2**63})",
-            "double": f"(type({var}) is int or (type({var}) is float and {var} - {var} == 0.0))",
-            "float": f"(type({var}) is int or (type({var}) is float and {var} - {var} == 0.0))",
-            "boolean": f"type({var}) is bool",
-            "null": f"{var} is None",
-        }[avro_type]
-
-    def statements(avro_record: dict[str, Any], obj: str, body: list[str], indent: str) -> None:
-        """Checks of one record as statements; nested records are inlined (no call per event)."""
-        known = constant(frozenset(f["name"] for f in avro_record["fields"]))
-        body += [f"{indent}if type({obj}) is not dict or not {known}.issuperset({obj}):", f"{indent}    return False"]
-        for field in avro_record["fields"]:
-            var = f"v{len(body)}"
-            body.append(f"{indent}{var} = {obj}.get({field['name']!r}, _MISSING)")
-            field_type = field["type"]
-            if isinstance(field_type, dict) and field_type["type"] == "record" and "default" not in field:
-                body += [f"{indent}if {var} is _MISSING:", f"{indent}    return False"]
-                statements(field_type, var, body, indent)
-                continue
-            check = expression(field_type, var)
-            if "default" in field:
-                body.append(f"{indent}if {var} is not _MISSING and not {check}:")
-            else:
-                body.append(f"{indent}if {var} is _MISSING or not {check}:")
-            body.append(f"{indent}    return False")
-
-    def record_function(avro_record: dict[str, Any]) -> str:
-        name = f"_check_{len(functions)}"
-        functions.append("")  # reserve the slot so records nested in unions get later numbers
-        slot = len(functions) - 1
-        body = [f"def {name}(o):"]
-        statements(avro_record, "o", body, "    ")
-        body.append("    return True")
-        functions[slot] = "\n".join(body)
-        return name
-
-    entry = record_function(record)
-    namespace = dict(constants)
-    exec("\n\n".join(functions), namespace)  # noqa: S102 - code generated from our own schema
-    check: Callable[[Any], bool] = namespace[entry]
     return check
+
+
+def _refinements(schema: EventSchema, rules: ValidationRules) -> dict[str, Refinement]:
+    """The semantic rules that are constraints on one field, for the fast check (see ``_semantic``)."""
+    return {
+        "event_id": {"pattern": _UUID.pattern, "min_length": 36, "max_length": 36},
+        "event_type": Literal[tuple(sorted(schema.event_types))],
+        "timestamp_ms": {"ge": rules.earliest_ms},
+        "watch_seconds": {"ge": 0, "le": rules.max_watch_seconds},
+        "position_seconds": {"ge": 0},
+        "duration_seconds": {"ge": 0},
+        "rating": {"ge": 0},
+        "context.row": {"ge": 0},
+        "context.position": {"ge": 0},
+        "context.propensity": {"gt": 0, "le": 1},
+    }
 
 
 class EventValidator:
@@ -318,9 +351,11 @@ class EventValidator:
         self._checkers: dict[int, tuple[EventSchema, Checker]] = {
             version: (schema, _compile_record(schema.parsed)) for version, schema in schemas().items()
         }
-        self._fast: dict[int, Callable[[Any], bool]] = {
-            version: _generate_fast_check(schema.parsed) for version, schema in schemas().items()
+        self._fast: dict[int, type[msgspec.Struct]] = {
+            version: _schema_struct(schema.parsed, "", _refinements(schema, self.rules))
+            for version, schema in schemas().items()
         }
+        self._event_types = {version: schema.event_types for version, schema in schemas().items()}
 
     def validate_bytes(self, payload: bytes | str, *, now_ms: int) -> ValidationResult:
         """Parse a JSON payload and validate it.
@@ -336,7 +371,33 @@ class EventValidator:
         return self.validate(obj, now_ms=now_ms)
 
     def validate(self, obj: Any, *, now_ms: int) -> ValidationResult:
-        """Validate a decoded event. Never raises."""
+        """Validate a decoded event. Never raises.
+
+        The usual case, a good event, is accepted by the fast check (the schema and the rules that
+        constrain one field, in C) and the few rules left; any other event takes the slow path,
+        which walks the schema and the rules to say every reason.
+        """
+        if type(obj) is dict:
+            version = obj.get("schema_version")
+            struct = self._fast.get(version) if type(version) is int else None
+            if struct is not None:
+                try:
+                    msgspec.convert(obj, struct)
+                except msgspec.ValidationError:
+                    pass
+                else:  # the rules the Struct cannot express (two fields, or the clock)
+                    event_type = obj["event_type"]
+                    if (
+                        obj["timestamp_ms"] <= now_ms + self.rules.max_clock_skew_ms
+                        and (event_type not in CONTENT_EVENT_TYPES or obj.get("content_id"))
+                        and (event_type not in WATCH_EVENT_TYPES or obj.get("watch_seconds") is not None)
+                        and (event_type != "search" or obj.get("query"))
+                    ):
+                        return ValidationResult(obj)
+        return self._validate_slowly(obj, now_ms)
+
+    def _validate_slowly(self, obj: Any, now_ms: int) -> ValidationResult:
+        """Every check, with its reason."""
         if not isinstance(obj, dict):
             return ValidationResult(
                 None, (Rejection("not_an_object", "", f"an event must be a JSON object, got {_type_name(obj)}"),)
@@ -360,49 +421,52 @@ class EventValidator:
                     ),
                 ),
             )
-        schema, checker = entry
+        _, checker = entry
         out: list[Rejection] = []
-        if not self._fast[version](obj):
-            checker(obj, "", out)
+        checker(obj, "", out)
         if not out:
-            self._semantic(obj, schema, now_ms, out)
-        return ValidationResult(None if out else obj, tuple(out))
+            self._semantic(obj, version, now_ms, out)
+        if out:
+            return ValidationResult(None, tuple(out))
+        return ValidationResult(obj)
 
-    def _semantic(self, obj: dict[str, Any], schema: EventSchema, now_ms: int, out: list[Rejection]) -> None:
+    def _semantic(self, obj: dict[str, Any], version: int, now_ms: int, out: list[Rejection]) -> None:
+        """The platform's rules, on an event that passed the schema (every event pays for this: keep it lean)."""
+        get = obj.get
         event_type = obj["event_type"]
-        if event_type not in schema.event_types:
+        if event_type not in self._event_types[version]:
             out.append(
                 Rejection(
-                    "unknown_event_type",
-                    "event_type",
-                    f"event type {event_type!r} is unknown to schema v{schema.version}",
+                    "unknown_event_type", "event_type", f"event type {event_type!r} is unknown to schema v{version}"
                 )
             )
-        if not _UUID.fullmatch(obj["event_id"]):
-            out.append(Rejection("invalid_uuid", "event_id", f"'event_id' {obj['event_id']!r} is not a UUID"))
+        event_id = obj["event_id"]
+        if len(event_id) != 36 or not _UUID.fullmatch(event_id):
+            out.append(Rejection("invalid_uuid", "event_id", f"'event_id' {event_id!r} is not a UUID"))
         ts = obj["timestamp_ms"]
-        if ts > now_ms + self.rules.max_clock_skew_ms:
+        rules = self.rules
+        if ts > now_ms + rules.max_clock_skew_ms:
             out.append(
                 Rejection(
                     "future_timestamp",
                     "timestamp_ms",
                     f"'timestamp_ms' is {(ts - now_ms) / 1000:.0f} s ahead of the receiver, beyond the "
-                    f"allowed clock skew of {self.rules.max_clock_skew_ms / 1000:.0f} s",
+                    f"allowed clock skew of {rules.max_clock_skew_ms / 1000:.0f} s",
                 )
             )
-        elif ts < self.rules.earliest_ms:
+        elif ts < rules.earliest_ms:
             out.append(
                 Rejection(
                     "implausible_timestamp",
                     "timestamp_ms",
-                    f"'timestamp_ms' {ts} is before {iso_time(self.rules.earliest_ms)} (validation.earliest_timestamp)",
+                    f"'timestamp_ms' {ts} is before {iso_time(rules.earliest_ms)} (validation.earliest_timestamp)",
                 )
             )
-        if event_type in CONTENT_EVENT_TYPES and not obj.get("content_id"):
+        if event_type in CONTENT_EVENT_TYPES and not get("content_id"):
             out.append(Rejection("missing_content_id", "content_id", f"a {event_type} event needs 'content_id'"))
-        if event_type == "search" and not obj.get("query"):
+        if event_type == "search" and not get("query"):
             out.append(Rejection("missing_query", "query", "a search event needs a non-empty 'query'"))
-        watch = obj.get("watch_seconds")
+        watch = get("watch_seconds")
         if watch is None:
             if event_type in WATCH_EVENT_TYPES:
                 out.append(
@@ -412,19 +476,24 @@ class EventValidator:
             out.append(
                 Rejection("negative_value", "watch_seconds", f"'watch_seconds' is {watch}, it cannot be negative")
             )
-        elif watch > self.rules.max_watch_seconds:
+        elif watch > rules.max_watch_seconds:
             out.append(
                 Rejection(
                     "out_of_range",
                     "watch_seconds",
-                    f"'watch_seconds' is {watch}, above the limit of {self.rules.max_watch_seconds:g}",
+                    f"'watch_seconds' is {watch}, above the limit of {rules.max_watch_seconds:g}",
                 )
             )
-        for name in ("position_seconds", "duration_seconds", "rating"):
-            value = obj.get(name)
+        for name in _NON_NEGATIVE:
+            value = get(name)
             if value is not None and value < 0:
                 out.append(Rejection("negative_value", name, f"'{name}' is {value}, it cannot be negative"))
         context = obj["context"]
+        if context:
+            self._context(context, out)
+
+    @staticmethod
+    def _context(context: dict[str, Any], out: list[Rejection]) -> None:
         for name in ("row", "position"):
             value = context.get(name)
             if value is not None and value < 0:

@@ -71,8 +71,11 @@ def arrow_schema(entity: str, spec: tuple[tuple[str, str], ...]) -> Any:
     import pyarrow as pa
 
     kinds = {
-        "float": pa.float64(), "int": pa.int64(), "string": pa.string(),
-        "float_list": pa.list_(pa.float64()), "string_list": pa.list_(pa.string()),
+        "float": pa.float64(),
+        "int": pa.int64(),
+        "string": pa.string(),
+        "float_list": pa.list_(pa.float64()),
+        "string_list": pa.list_(pa.string()),
     }
     fields = [(entity, pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC"))]
     return pa.schema(fields + [(name, kinds[kind]) for name, kind in spec])

@@ -94,8 +94,11 @@ def fold_user_event(agg: UserAggregate, event: Mapping[str, Any], ctx: FeatureCo
     newest = agg.sessions.max_ts_ms
     if newest is not None:
         keep_from = newest - ctx.allowed_lateness_ms - ctx.realtime_window_ms
-        agg.recent_plays.prune(keep_from)
-        agg.recent_watch.prune(keep_from)
+        plays, watch = agg.recent_plays, agg.recent_watch
+        if plays.stamps and plays.stamps[0][0] < keep_from:  # prune() only when it has work (every event comes here)
+            plays.prune(keep_from)
+        if watch.stamps and watch.stamps[0][0] < keep_from:
+            watch.prune(keep_from)
         if len(agg.buckets) > ctx.long_days + 2:
             oldest = _oldest_kept_bucket(newest, ctx)
             for old in [b for b in agg.buckets if b < oldest]:
@@ -140,23 +143,41 @@ def fold_content_event(
 ) -> None:
     """Add one accepted event about a title to the title's state."""
     bucket = f.bucket_of(ts_ms)
-    delta = f.content_event_delta({"event_type": event_type, "rating": rating})
+    delta = _content_delta(event_type, rating)
     current = agg.buckets.get(bucket)
     agg.buckets[bucket] = delta if current is None else f.merge_content(current, delta)
     if agg.max_ts_ms is None or ts_ms > agg.max_ts_ms:
         agg.max_ts_ms = ts_ms
     keep_from = agg.max_ts_ms - ctx.allowed_lateness_ms - ctx.realtime_window_ms
+    plays, impressions = agg.recent_plays, agg.recent_impressions
     if ts_ms >= keep_from:
         if event_type == f.PLAY_START:
-            agg.recent_plays.add(ts_ms)
+            plays.add(ts_ms)
         elif event_type == "impression":
-            agg.recent_impressions.add(ts_ms)
-    agg.recent_plays.prune(keep_from)
-    agg.recent_impressions.prune(keep_from)
+            impressions.add(ts_ms)
+    if plays.stamps and plays.stamps[0][0] < keep_from:
+        plays.prune(keep_from)
+    if impressions.stamps and impressions.stamps[0][0] < keep_from:
+        impressions.prune(keep_from)
     if len(agg.buckets) > ctx.long_days + 2:
         oldest = _oldest_kept_bucket(agg.max_ts_ms, ctx)
         for old in [b for b in agg.buckets if b < oldest]:
             del agg.buckets[old]
+
+
+_CONTENT_DELTAS: dict[tuple[str, float | None], f.ContentState] = {}
+
+
+def _content_delta(event_type: str, rating: float | None) -> f.ContentState:
+    """:func:`~flywheel.features.formulas.content_event_delta`, kept per (event type, rating): the
+    states are immutable and the pairs few (a rating is a small set of values)."""
+    key = (event_type, rating)
+    delta = _CONTENT_DELTAS.get(key)
+    if delta is None:
+        delta = f.content_event_delta({"event_type": event_type, "rating": rating})
+        if len(_CONTENT_DELTAS) < 4096:
+            _CONTENT_DELTAS[key] = delta
+    return delta
 
 
 def content_features(content_id: str, agg: ContentAggregate, as_of_ms: int, ctx: FeatureContext) -> dict[str, Any]:

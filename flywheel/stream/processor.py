@@ -76,30 +76,37 @@ def process_record(
     The clock of the clock-skew rule is the record's log timestamp (when the log received it),
     so a replay validates exactly as the first pass did.
     """
+    item = _route(state, record, validator, rules, ctx)
+    if item is not None:
+        out.append(item)
+
+
+def _route(
+    state: PartitionState, record: Record, validator: EventValidator, rules: StreamRules, ctx: FeatureContext
+) -> Output | None:
+    """:func:`process_record`'s work: what the record emits, if anything (positional: it runs per event)."""
     counts = state.counts
     counts.received += 1
     result = validator.validate_bytes(record.value, now_ms=record.timestamp_ms)
-    if not result.ok:
+    event = result.event
+    if event is None:
         source = records.Coordinates(record.topic, record.partition, record.offset)
         letter = records.dead_letter(record.value, result.rejections, source, record.timestamp_ms)
         counts.add_dlq(result.rejections[0].code)
-        out.append(("dlq", record.key, records.encode(letter), (record.topic, record.partition, record.offset)))
-        return
-    event = result.event
-    assert event is not None
+        return ("dlq", record.key, records.encode(letter), (record.topic, record.partition, record.offset))
     ts = event["timestamp_ms"]
     if dedup.observe(state.dedup, event["event_id"], ts):
         counts.duplicates += 1
-        return
+        return None
     user_id = event["user_id"]
     agg = state.users.get(user_id)
     if agg is None:
         agg = state.users[user_id] = UserAggregate()
-    watermark = agg.sessions.watermark_ms(rules.allowed_lateness_ms)
     lateness, closed = sessions.observe(
         agg.sessions, ts, gap_ms=rules.session_gap_ms, allowed_lateness_ms=rules.allowed_lateness_ms
     )
-    if lateness is sessions.Lateness.TOO_LATE:
+    if lateness is sessions.Lateness.TOO_LATE:  # the user's sessions are unchanged: the watermark is as it was
+        watermark = agg.sessions.watermark_ms(rules.allowed_lateness_ms)
         assert watermark is not None
         source = records.Coordinates(record.topic, record.partition, record.offset)
         late = records.late_event(
@@ -112,8 +119,7 @@ def process_record(
             received_ms=record.timestamp_ms,
         )
         counts.late += 1
-        out.append(("late", record.key, records.encode(late), (record.topic, record.partition, record.offset)))
-        return
+        return ("late", record.key, records.encode(late), (record.topic, record.partition, record.offset))
     counts.processed += 1
     if lateness is sessions.Lateness.LATE_ALLOWED:
         counts.late_allowed += 1
@@ -123,12 +129,24 @@ def process_record(
     state.dirty.add(user_id)
     content_id = event.get("content_id")
     if content_id:
-        out.append(("content", content_id, ts, event["event_type"], event.get("rating")))
+        return ("content", content_id, ts, event["event_type"], event.get("rating"))
+    return None
 
 
 def shard_of(content_id: str, shards: int) -> int:
     """The shard of a title's state: crc32(content_id) mod ``shards`` (stable across runs and processes)."""
     return zlib.crc32(content_id.encode()) % shards
+
+
+_SHARD_CACHES: dict[int, dict[str, int]] = {}
+
+
+def _shards(shards: int) -> dict[str, int]:
+    """The known titles' shards for ``shards`` shards (ids repeat: a lookup is cheaper than a crc32)."""
+    cache = _SHARD_CACHES.setdefault(shards, {})
+    if len(cache) > 1_000_000:  # a bound on memory for catalogs beyond any we know
+        cache.clear()
+    return cache
 
 
 @dataclass
@@ -163,21 +181,24 @@ def process_batch(
     Returns:
         The dead letters, late events and per-title updates by shard, in the order produced.
     """
-    out: list[Output] = []
-    for record in batch:
-        process_record(state, record, validator=validator, rules=rules, ctx=ctx, out=out)
     routed = RoutedBatch()
     contents = routed.contents
-    for item in out:
+    cache = _shards(shards)
+    for record in batch:
+        item = _route(state, record, validator, rules, ctx)
+        if item is None:
+            continue
         kind = item[0]
         if kind == "content":
-            update = item[1:]
-            shard = shard_of(update[0], shards)
+            content_id = item[1]
+            shard = cache.get(content_id)
+            if shard is None:
+                shard = cache[content_id] = shard_of(content_id, shards)
             group = contents.get(shard)
             if group is None:
-                contents[shard] = [update]
+                contents[shard] = [item[1:]]
             else:
-                group.append(update)
+                group.append(item[1:])
         elif kind == "dlq":
             routed.dlq.append(item[1:])
         else:

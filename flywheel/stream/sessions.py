@@ -99,12 +99,25 @@ def observe(
     Returns:
         The event's classification and the sessions that became final (time order).
     """
-    lateness = classify(ts_ms, state.max_ts_ms, allowed_lateness_ms)
-    if lateness is Lateness.TOO_LATE:
-        return lateness, []
-    state.open = add_event(state.open, ts_ms, gap_ms)
-    if lateness is Lateness.ON_TIME:
-        state.max_ts_ms = ts_ms
+    newest = state.max_ts_ms
+    if newest is None or ts_ms >= newest:  # classify(), inlined: every event of the stream comes here
+        lateness = Lateness.ON_TIME
+        state.max_ts_ms = newest = ts_ms
+    elif ts_ms >= newest - allowed_lateness_ms:
+        lateness = Lateness.LATE_ALLOWED
+    else:
+        return Lateness.TOO_LATE, []
+    sessions = state.open
+    if sessions and ts_ms >= sessions[-1].end_ms:  # add_event()'s usual case, in place
+        last = sessions[-1]
+        if ts_ms - last.end_ms <= gap_ms:
+            sessions[-1] = Session(last.start_ms, ts_ms, last.events + 1)
+        else:
+            sessions.append(Session(ts_ms, ts_ms, 1))
+    else:
+        state.open = add_event(sessions, ts_ms, gap_ms)
+    if state.open[0].end_ms >= newest - allowed_lateness_ms - gap_ms:
+        return lateness, []  # nothing became final (close_final's answer, without the call)
     return lateness, close_final(state, gap_ms=gap_ms, allowed_lateness_ms=allowed_lateness_ms)
 
 

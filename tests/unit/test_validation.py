@@ -167,9 +167,9 @@ def test_nested_values_never_crash(field: str, key: str, value: Any) -> None:
     key=st.text(max_size=10),
     value=json_values,
 )
-def test_the_generated_fast_check_agrees_with_the_schema_walk(field: str, nested: str, key: str, value: Any) -> None:
+def test_the_fast_schema_check_agrees_with_the_schema_walk(field: str, nested: str, key: str, value: Any) -> None:
     from flywheel.events.schema import schemas
-    from flywheel.events.validation import _compile_record, _generate_fast_check
+    from flywheel.events.validation import _compile_record, schema_check
 
     event = copy.deepcopy(good_event())
     if nested:
@@ -179,4 +179,51 @@ def test_the_generated_fast_check_agrees_with_the_schema_walk(field: str, nested
     parsed = schemas()[2].parsed
     walk: list = []
     _compile_record(parsed)(event, "", walk)
-    assert _generate_fast_check(parsed)(event) == (not walk)
+    assert schema_check(parsed)(event) == (not walk)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    field=st.sampled_from(sorted(good_event())),
+    nested=st.sampled_from(["", "device", "context"]),
+    key=st.text(max_size=10),
+    value=json_values,
+)
+def test_the_fast_path_accepts_exactly_what_every_check_accepts(field: str, nested: str, key: str, value: Any) -> None:
+    event = copy.deepcopy(good_event())
+    if nested:
+        event[nested] = {**event[nested], key: value}
+    else:
+        event[field] = value
+    slow = VALIDATOR._validate_slowly(event, NOW)
+    assert VALIDATOR.validate(event, now_ms=NOW).ok == slow.ok
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("watch_seconds", -1),
+        ("watch_seconds", 6 * 3600.0 + 1),
+        ("rating", -0.5),
+        ("duration_seconds", -1.0),
+        ("event_type", "teleport"),
+        ("event_id", "not-a-uuid"),
+        ("event_id", "12345678-1234-1234-1234-123456789abc\n"),
+        ("timestamp_ms", -5),
+        ("timestamp_ms", NOW + 3_600_000),
+        ("content_id", None),
+        ("watch_seconds", None),
+    ],
+)
+def test_the_fast_path_sends_each_semantic_failure_to_the_slow_path(field: str, value: Any) -> None:
+    event = {**good_event(), "event_type": "playback.stopped", "watch_seconds": 30.0}
+    event[field] = value
+    result = VALIDATOR.validate(event, now_ms=NOW)
+    assert not result.ok and result.rejections == VALIDATOR._validate_slowly(event, NOW).rejections
+
+
+@pytest.mark.parametrize(("name", "value"), [("row", -1), ("position", -2), ("propensity", 0.0), ("propensity", 1.5)])
+def test_the_fast_path_checks_the_context_rules(name: str, value: Any) -> None:
+    event = copy.deepcopy(good_event())
+    event["context"][name] = value
+    assert not VALIDATOR.validate(event, now_ms=NOW).ok
