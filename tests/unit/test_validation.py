@@ -160,14 +160,16 @@ def test_nested_values_never_crash(field: str, key: str, value: Any) -> None:
     assert result.ok or all(r.code in REJECTION_CODES for r in result.rejections)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     field=st.sampled_from(sorted(good_event())),
     nested=st.sampled_from(["", "device", "context"]),
     key=st.text(max_size=10),
     value=json_values,
 )
-def test_the_fast_schema_check_agrees_with_the_schema_walk(field: str, nested: str, key: str, value: Any) -> None:
+def test_the_fast_checks_agree_with_the_slow_ones(field: str, nested: str, key: str, value: Any) -> None:
+    """The schema check in C answers as the schema walk; the validator's fast path accepts exactly
+    what every check (the walk and each semantic rule, with reasons) accepts."""
     from flywheel.events.schema import schemas
     from flywheel.events.validation import _compile_record, schema_check
 
@@ -180,23 +182,7 @@ def test_the_fast_schema_check_agrees_with_the_schema_walk(field: str, nested: s
     walk: list = []
     _compile_record(parsed)(event, "", walk)
     assert schema_check(parsed)(event) == (not walk)
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    field=st.sampled_from(sorted(good_event())),
-    nested=st.sampled_from(["", "device", "context"]),
-    key=st.text(max_size=10),
-    value=json_values,
-)
-def test_the_fast_path_accepts_exactly_what_every_check_accepts(field: str, nested: str, key: str, value: Any) -> None:
-    event = copy.deepcopy(good_event())
-    if nested:
-        event[nested] = {**event[nested], key: value}
-    else:
-        event[field] = value
-    slow = VALIDATOR._validate_slowly(event, NOW)
-    assert VALIDATOR.validate(event, now_ms=NOW).ok == slow.ok
+    assert VALIDATOR.validate(event, now_ms=NOW).ok == VALIDATOR._validate_slowly(event, NOW).ok
 
 
 @pytest.mark.parametrize(
