@@ -35,7 +35,7 @@ from flywheel.config.streaming import StreamingConfig
 from flywheel.events.log import EventLog, Record, open_event_log
 from flywheel.events.validation import EventValidator, ValidationRules
 from flywheel.stream.features import FeatureContext
-from flywheel.stream.processor import ContentShardState, StreamRules, emit_contents, process_content
+from flywheel.stream.processor import ContentShardState, StreamRules, emit_contents, process_contents
 from flywheel.stream.reconcile import Counts, merge_counts
 from monitoring import metrics
 from streaming.partitions import CONTENT_VIEW, USER_VIEW, Item, PartitionOptions, ProcessingSource, next_emit
@@ -74,7 +74,7 @@ class StreamSettings:
 
 
 class ContentLogic(StatefulBatchLogic[Item, Item, bytes]):
-    """Bytewax wrapper of :func:`flywheel.stream.processor.process_content` for one shard."""
+    """Bytewax wrapper of :func:`flywheel.stream.processor.process_contents` for one shard."""
 
     def __init__(self, state: ContentShardState, settings: StreamSettings) -> None:
         self.state = state
@@ -87,8 +87,7 @@ class ContentLogic(StatefulBatchLogic[Item, Item, bytes]):
         ctx, state, pid = self._settings.context, self.state, self._pid
         crossed = 0
         for _, _, sender, updates in values:
-            for update in updates:
-                process_content(state, update, ctx)
+            process_contents(state, updates, ctx)
             if sender != pid:
                 crossed += len(updates)
         if crossed:

@@ -240,12 +240,18 @@ class ContentShardState:
 
 def process_content(state: ContentShardState, update: ContentUpdate, ctx: FeatureContext) -> None:
     """Fold one (content_id, ts_ms, event_type, rating) update into its title's state."""
-    content_id, ts, event_type, rating = update
-    agg = state.contents.get(content_id)
-    if agg is None:
-        agg = state.contents[content_id] = ContentAggregate()
-    fold_content_event(agg, ts, event_type, rating, ctx)
-    state.dirty.add(content_id)
+    process_contents(state, (update,), ctx)
+
+
+def process_contents(state: ContentShardState, updates: Iterable[ContentUpdate], ctx: FeatureContext) -> None:
+    """Fold (content_id, ts_ms, event_type, rating) updates, in order, into their titles' states."""
+    contents, dirty = state.contents, state.dirty
+    for content_id, ts, event_type, rating in updates:
+        agg = contents.get(content_id)
+        if agg is None:
+            agg = contents[content_id] = ContentAggregate()
+        fold_content_event(agg, ts, event_type, rating, ctx)
+        dirty.add(content_id)
 
 
 def emit_contents(
