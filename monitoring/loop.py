@@ -114,6 +114,8 @@ class Loop:
         self._world: Any = None
         self._parts: Any = None
         self._errors: list[str] = []
+        self._window_uri = ""
+        """The labelled window (every example, Feast point-in-time features), built once for both trainings."""
         self._phases: dict[str, tuple[int, int]] = {}
         """Wall-clock span [start, end] of each serving phase (the prediction log's clock)."""
 
@@ -180,7 +182,8 @@ class Loop:
         cfg = self.config
         fcfg = features_config(cfg)
         online_until = datetime.fromtimestamp(self.shift_ms(start_ms) / 1000, UTC)
-        with self.stage("features", "batch features (PySpark) -> Feast offline store -> online store") as rec:
+        story = "batch features (PySpark) -> Feast offline store -> online store; the labelled window, once"
+        with self.stage("features", story) as rec:
             rules = ValidationRules(
                 max_clock_skew_ms=int(cfg.validation.max_clock_skew_seconds * 1000),
                 max_watch_seconds=cfg.validation.max_watch_seconds,
@@ -195,8 +198,18 @@ class Loop:
             apply_repo(store, fcfg.repo_path)
             until = min(newest + timedelta(seconds=1), online_until)
             materialize(store, until - timedelta(days=fcfg.long_window_days + 1), until)
+            # both trainings cut their days from this one window (the pipeline's fetch step filters it)
+            from flywheel.models.steps import feature_platform_window
+
+            window = Path(cfg.home).resolve() / "pipelines" / "window.parquet"
+            window.parent.mkdir(parents=True, exist_ok=True)
+            info = feature_platform_window(cfg, window)
+            self._window_uri = str(window)
             rows = dict(summary.rows_written)
-            rec.detail = f"{summary.valid_events:,} valid events, rows {rows}, online as of {until:%Y-%m-%d %H:%M}"
+            rec.detail = (
+                f"{summary.valid_events:,} valid events, rows {rows}, online as of {until:%Y-%m-%d %H:%M}, "
+                f"{info['rows']:,} labelled examples"
+            )
 
     def stream(self, end_ms: int) -> None:
         """The streaming dataflow (Bytewax) over the same events: validate, dedup, sessionize, push to Feast."""
@@ -217,7 +230,9 @@ class Loop:
         run_dir.mkdir(parents=True, exist_ok=True)
         # no simulator oracle: its full-information metrics fail on a window cut before the world's end
         # (main's evaluation, 2026-12-02); the promotion gate reads the holdout metrics only
-        arguments = retraining_arguments(self.config, window_start=window_start, window_end=window_end, oracle=False)
+        arguments = retraining_arguments(
+            self.config, window_start=window_start, window_end=window_end, oracle=False, window_uri=self._window_uri
+        )
 
         def on_event(task: str, status: str) -> None:
             if status != "started":
@@ -391,7 +406,13 @@ class Loop:
                     cfg.trigger.max_runs_per_day,
                 ),
                 audit_path=audit,
-                runner=LocalRunner(self.config, window_start=window_start, oracle=False),
+                runner=LocalRunner(
+                    self.config,
+                    window_start=window_start,
+                    window_end=iso(end_ms + 1),  # the freshness check's reference: the newest simulated event
+                    oracle=False,
+                    window_uri=self._window_uri,
+                ),
                 retry_attempts=cfg.trigger.retry_attempts,
                 retry_backoff_seconds=cfg.trigger.retry_backoff_seconds,
             )
