@@ -331,7 +331,9 @@ class Loop:
                 rec.status = "ok" if summary.requests else "failed"
                 rec.detail += f"; {summary.failed} failed, first: {self._errors[0][:200]}"
         self.note("metric", f"online ctr champion v{self.result.facts.get('champion')} ({phase})", summary.ctr)
-        self.result.facts[f"online_{phase}"] = {"ctr": summary.ctr, "requests": summary.requests}
+        self.result.facts.setdefault("serving", {})[phase] = {"ctr": summary.ctr, "requests": summary.requests}
+        if phase == "after":  # the champion's online metrics before the retraining (the canary's are "online_after")
+            self.result.facts["online_before"] = {"ctr": summary.ctr, "requests": summary.requests}
 
     def detect(self, start_ms: int, end_ms: int) -> dict[str, Any]:
         """The drift job against the champion's training reference, each source on its own clock: the
