@@ -6,19 +6,26 @@ renders (Evidently) and exports.
 References:
 - prediction log features: the champion's training sample (``reference/window_sample.parquet``
   logged with the version's run, the same columns the server logs);
-- prediction scores: the scores the same model version served in the window just before;
+- prediction scores: the scores the same model version served in the window just before (or in
+  an explicit baseline window);
 - event stream: the events of the champion's training window (the run's ``window.start`` /
   ``window.end`` tags); targets (CTR, watch > 50%): the click / watch_50 rates of the training sample.
+
+Each source is windowed on its own clock (:mod:`flywheel.monitoring.windows`): the prediction log
+carries the model server's clock, the event stream the clients'. The job also sets the feature
+views' freshness (the age of each view's newest offline row).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +33,23 @@ import numpy as np
 import pandas as pd
 
 from flywheel.config.models import FlywheelConfig
+from flywheel.features.freshness import ViewFreshness
 from flywheel.monitoring.drift import (
     TARGETS,
     FeatureDrift,
     QualityFinding,
     ScoreDrift,
     TargetDrift,
+    combined_status,
+    exported_value,
     feature_drift,
+    feedback_closed,
     prediction_drift,
+    report_threshold,
     target_drift,
     window_quality,
 )
-from flywheel.monitoring.windows import Window, in_window, parse_window
+from flywheel.monitoring.windows import Window, baseline_window, in_window, newest_ms, source_window
 from flywheel.quality.checks import VALUE_RANGES
 from monitoring import metrics
 
@@ -58,17 +70,15 @@ class SourceResult:
     targets: tuple[TargetDrift, ...] = ()
     online_ctr: dict[str, float] = field(default_factory=dict)
     """Clicks per impression by the impression's variant (impressions whose feedback window closed)."""
+    baseline: Window | None = None
+    """The window the scores were compared with (predictions only)."""
     report_dir: str = ""
 
     @property
     def status(self) -> str:
         """drift | ok | insufficient_data (drift when features, scores or a target drifted)."""
-        statuses = [self.features.status, *(t.status for t in self.targets)]
-        if self.scores is not None:
-            statuses.append(self.scores.status)
-        if "drift" in statuses:
-            return "drift"
-        return "insufficient_data" if self.features.status == "insufficient_data" else "ok"
+        scores = self.scores.status if self.scores is not None else None
+        return combined_status(self.features.status, scores, [t.status for t in self.targets])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -76,6 +86,7 @@ class SourceResult:
             "source": self.source,
             "status": self.status,
             "window": {"start_ms": self.window.start_ms, "end_ms": self.window.end_ms, "label": self.window.label},
+            "baseline": asdict(self.baseline) if self.baseline is not None else None,
             "rows": self.rows,
             "features": self.features.to_dict(),
             "scores": asdict(self.scores) if self.scores else None,
@@ -227,15 +238,25 @@ def _quality(
 
 
 def check_predictions(
-    predictions: pd.DataFrame, reference: Reference, config: FlywheelConfig, *, window_spec: str
+    predictions: pd.DataFrame,
+    reference: Reference,
+    config: FlywheelConfig,
+    *,
+    window_spec: str,
+    baseline_spec: str | None = None,
 ) -> SourceResult | None:
-    """Feature, score and quality checks of a prediction-log window (None when the log is empty)."""
+    """Feature, score and quality checks of a prediction-log window (None when the log is empty).
+
+    Both windows are on the prediction log's clock: ``window_spec`` (a duration ends at the newest
+    prediction) and ``baseline_spec`` for the scores (default: the window just before).
+    """
     if predictions.empty:
         return None
     drift = config.monitoring.drift
-    window = parse_window(window_spec, now_ms=int(predictions["timestamp_ms"].max()) + 1)
+    newest = newest_ms(predictions["timestamp_ms"])
+    window = source_window(window_spec, newest)
     current = predictions.loc[in_window(predictions["timestamp_ms"], window)]
-    before = Window(window.start_ms - (window.end_ms - window.start_ms), window.start_ms)
+    before = baseline_window(window, baseline_spec, newest_ms=newest)
     baseline = predictions.loc[in_window(predictions["timestamp_ms"], before)]
     if len(current):
         served = current["model_version"].mode().iloc[0]
@@ -259,7 +280,7 @@ def check_predictions(
     )
     rate = len(baseline) / before.hours if len(baseline) else None
     quality = _quality(current, window, rate, config, logged, VALUE_RANGES)
-    return SourceResult("predictions", window, len(current), features, quality, scores=scores)
+    return SourceResult("predictions", window, len(current), features, quality, scores=scores, baseline=before)
 
 
 def check_events(
@@ -274,7 +295,7 @@ def check_events(
     if events.empty:
         return None
     drift = config.monitoring.drift
-    window = parse_window(window_spec, now_ms=int(events["timestamp_ms"].max()) + 1)
+    window = source_window(window_spec, newest_ms(events["timestamp_ms"]))
     current = events.loc[in_window(events["timestamp_ms"], window)]
     if reference.window_start_ms is not None and reference.window_end_ms is not None:
         ref_window = Window(reference.window_start_ms, reference.window_end_ms)
@@ -312,7 +333,7 @@ def _targets(
     # only impressions whose feedback window has closed inside the data we have count
     newest = int(current["timestamp_ms"].max())
     examples = label_impressions(current, durations, label_ms)
-    examples = examples.loc[examples["timestamp_ms"] <= newest - label_ms]
+    examples = examples.loc[feedback_closed(examples["timestamp_ms"], newest, label_ms)]
     variants = examples["example_id"].map(current.set_index("event_id")["variant"]).fillna("none")
     online_ctr = {str(v): float(c) for v, c in examples["label_click"].groupby(variants).mean().items()}
     if sample is None:
@@ -342,15 +363,13 @@ def export_metrics(result: SourceResult) -> None:
     metrics.MONITOR_WINDOW_ROWS.labels(source).set(result.rows)
     insufficient = result.features.status == "insufficient_data"
     metrics.MONITOR_INSUFFICIENT_DATA.labels(source).set(1 if insufficient else 0)
-    # an undecided window reports no drift (0), never a stale or alarming value
-    metrics.DRIFT_SHARE.labels(source).set(0.0 if insufficient else result.features.share)
+    metrics.DRIFT_SHARE.labels(source).set(exported_value(result.features.status, result.features.share))
     for column in result.features.columns:
         metrics.FEATURE_DRIFT_SCORE.labels(source, column.column).set(column.psi)
     if result.scores is not None:
-        metrics.PREDICTION_DRIFT_SCORE.set(0.0 if result.scores.status == "insufficient_data" else result.scores.psi)
+        metrics.PREDICTION_DRIFT_SCORE.set(exported_value(result.scores.status, result.scores.psi))
     for target in result.targets:
-        value = 0.0 if target.status == "insufficient_data" else target.relative_change
-        metrics.TARGET_DRIFT_SCORE.labels(target.target).set(value)
+        metrics.TARGET_DRIFT_SCORE.labels(target.target).set(exported_value(target.status, target.relative_change))
     for variant, ctr in result.online_ctr.items():
         metrics.ONLINE_CTR.labels(variant).set(ctr)
     for finding in result.quality:
@@ -380,17 +399,12 @@ def write_report(
         drift_share = result.features.share if result.features.share == result.features.share else 0.5
         ref = reference[columns].sample(min(sample_rows, len(reference)), random_state=0)
         cur = current[columns].sample(min(sample_rows, len(current)), random_state=0)
-        preset = DataDriftPreset(method="psi", threshold=_threshold(result), drift_share=max(drift_share, 0.01))
+        threshold = report_threshold(result.features.columns)
+        preset = DataDriftPreset(method="psi", threshold=threshold, drift_share=max(drift_share, 0.01))
         Report([preset]).run(current_data=cur, reference_data=ref).save_html(str(out / "drift.html"))
     result.report_dir = str(out)
     (out / "drift.json").write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
     return out
-
-
-def _threshold(result: SourceResult) -> float:
-    drifted = [c.psi for c in result.features.columns if c.drifted]
-    kept = [c.psi for c in result.features.columns if not c.drifted]
-    return min(drifted) if drifted else (max(kept) + 1e-9 if kept else 0.1)
 
 
 @dataclass
@@ -399,29 +413,69 @@ class DriftRun:
 
     results: list[SourceResult]
     reference_version: str
+    freshness: list[ViewFreshness] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"reference_version": self.reference_version, "results": [r.to_dict() for r in self.results]}
+        return {
+            "reference_version": self.reference_version,
+            "results": [r.to_dict() for r in self.results],
+            "freshness": [{"view": f.view, "age_seconds": f.age_seconds, "stale": f.stale} for f in self.freshness],
+        }
+
+
+def feature_freshness(config: FlywheelConfig, *, now: datetime) -> list[ViewFreshness]:
+    """Age of the newest offline row of each feature view (the batch job and the stream both write
+    there) at ``now``."""
+    from flywheel.features.freshness import assess, newest_offline_row
+    from flywheel.features.store import CONTENT_VIEW, USER_VIEW, offline_path
+
+    newest: dict[str, datetime | None] = {}
+    for view in (USER_VIEW, CONTENT_VIEW):
+        stamp = newest_offline_row(offline_path(config.features, view))
+        newest[view] = stamp.replace(tzinfo=UTC) if stamp is not None and stamp.tzinfo is None else stamp
+    return assess(newest, {}, now, timedelta(hours=config.features.stale_after_hours))
+
+
+def export_freshness(views: Sequence[ViewFreshness]) -> None:
+    """Set the freshness gauge of every view (a view with no row at all is infinitely old)."""
+    for view in views:
+        metrics.FEATURE_FRESHNESS.labels(view.view).set(math.inf if view.age_seconds is None else view.age_seconds)
 
 
 def run_drift(
     config: FlywheelConfig,
     *,
     window_spec: str,
+    prediction_window: str | None = None,
+    prediction_baseline: str | None = None,
     reference: Reference | None = None,
     catalog: pd.DataFrame | None = None,
     reports: bool = True,
+    now: datetime | None = None,
 ) -> DriftRun:
-    """Check the latest ``window_spec`` of the prediction log and of the event stream; export
-    gauges and write the reports. ``reference`` defaults to the champion's (MLflow)."""
+    """Check the latest window of the prediction log and of the event stream; export gauges and
+    write the reports. ``reference`` defaults to the champion's (MLflow).
+
+    Args:
+        config: The platform configuration.
+        window_spec: The window of each source on its own clock (a duration ends at the source's newest record).
+        prediction_window: The prediction log's window when it differs (the log carries the server's clock).
+        prediction_baseline: The window the served scores are compared with (default: the one just before).
+        reference: The champion's training reference.
+        catalog: The catalog (the events' genre).
+        reports: Write the HTML + JSON report of each window.
+        now: The clock of the feature freshness (default: the wall clock).
+    """
     reference = reference if reference is not None else champion_reference(config)
     folder = config.monitoring.drift.reports_dir or Path(config.home) / "reports" / "monitoring"
     topics = config.event_log.topics
     preds = predictions_frame(read_topic(config, topics.predictions))
     events = events_frame(valid_events(config), catalog)
     results = []
-    pred_result = check_predictions(preds, reference, config, window_spec=window_spec)
+    pred_result = check_predictions(
+        preds, reference, config, window_spec=prediction_window or window_spec, baseline_spec=prediction_baseline
+    )
     if pred_result is not None:
         results.append(pred_result)
         if reports:
@@ -441,4 +495,6 @@ def run_drift(
             write_report(event_result, ref, cur, Path(folder), sample_rows=config.monitoring.drift.report_sample_rows)
     for result in results:
         export_metrics(result)
-    return DriftRun(results, reference.version)
+    freshness = feature_freshness(config, now=now or datetime.now(UTC))
+    export_freshness(freshness)
+    return DriftRun(results, reference.version, freshness)

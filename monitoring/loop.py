@@ -1,6 +1,13 @@
-"""The whole loop, locally and in one process (`make demo`): simulate -> features -> train and
-register the champion -> serve it to simulated users -> tastes shift -> drift detected -> alert ->
-one guarded retraining -> the challenger canaried -> promoted or rolled back, with the reason.
+"""The whole loop, locally and in one process (`make demo`): simulate -> batch features (online
+store as of the shift) -> train and register the champion -> serve it to simulated users -> the
+stream catches up on the days after the shift (the online features move) -> serve again -> drift
+detected (features and served scores in the prediction log, targets in the event stream) -> alert
+-> one guarded retraining -> the challenger canaried -> promoted or rolled back, with the reason.
+
+Two clocks meet here: the simulated history carries simulated time, the live traffic (the
+prediction log and the users' feedback) the wall clock. Each source is windowed on its own clock:
+the event stream by the simulated days after the shift, the prediction log by the two serving
+phases (the first is the scores' baseline).
 
 Each stage is timed (wall seconds and the process's peak memory so far); every step of the story
 lands on a timeline that the summary table and the HTML report (matplotlib plots embedded)
@@ -29,6 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from flywheel.config.models import FlywheelConfig
+from flywheel.monitoring.alerts import drifted_shares, firing_alerts
+from flywheel.monitoring.windows import trailing_days
 
 DAY_MS = 86_400_000
 
@@ -54,7 +63,7 @@ class TimelineEvent:
     at_s: float
     """Seconds since the loop started."""
     kind: str
-    """stage | drift | alert | decision | retraining | canary | metric."""
+    """stage | drift | freshness | alert | decision | retraining | canary | metric."""
     what: str
     value: float | None = None
 
@@ -105,6 +114,10 @@ class Loop:
         self._world: Any = None
         self._parts: Any = None
         self._errors: list[str] = []
+        self._window_uri = ""
+        """The labelled window (every example, Feast point-in-time features), built once for both trainings."""
+        self._phases: dict[str, tuple[int, int]] = {}
+        """Wall-clock span [start, end] of each serving phase (the prediction log's clock)."""
 
     def now(self) -> float:
         """Seconds since the loop started."""
@@ -150,8 +163,13 @@ class Loop:
         self.result.facts.update(start_ms=summary.start_ms, end_ms=summary.end_ms)
         return summary.start_ms, summary.end_ms
 
-    def features(self) -> None:
-        """Batch features (PySpark) into the offline store, then the online store (Feast)."""
+    def shift_ms(self, start_ms: int) -> int:
+        """The simulated time of the shift (the end of the champion's training window)."""
+        return start_ms + int(self.shift_day * DAY_MS)
+
+    def features(self, start_ms: int) -> None:
+        """Batch features (PySpark) into the offline store, then the online store (Feast) as of the
+        shift: the champion first serves with the features of the days it was trained on."""
         from datetime import timedelta
 
         from flywheel.cli.features import features_config
@@ -163,7 +181,9 @@ class Loop:
 
         cfg = self.config
         fcfg = features_config(cfg)
-        with self.stage("features", "batch features (PySpark) -> Feast offline store -> online store") as rec:
+        online_until = datetime.fromtimestamp(self.shift_ms(start_ms) / 1000, UTC)
+        story = "batch features (PySpark) -> Feast offline store -> online store; the labelled window, once"
+        with self.stage("features", story) as rec:
             rules = ValidationRules(
                 max_clock_skew_ms=int(cfg.validation.max_clock_skew_seconds * 1000),
                 max_watch_seconds=cfg.validation.max_watch_seconds,
@@ -176,14 +196,27 @@ class Loop:
             newest = max(n for v in (USER_VIEW, CONTENT_VIEW) if (n := newest_offline_row(offline_path(fcfg, v))))
             store = open_store(fcfg)
             apply_repo(store, fcfg.repo_path)
-            materialize(store, newest - timedelta(days=fcfg.long_window_days + 1), newest + timedelta(seconds=1))
-            rec.detail = f"{summary.valid_events:,} valid events, rows {dict(summary.rows_written)}"
+            until = min(newest + timedelta(seconds=1), online_until)
+            materialize(store, until - timedelta(days=fcfg.long_window_days + 1), until)
+            # both trainings cut their days from this one window (the pipeline's fetch step filters it)
+            from flywheel.models.steps import feature_platform_window
+
+            window = Path(cfg.home).resolve() / "pipelines" / "window.parquet"
+            window.parent.mkdir(parents=True, exist_ok=True)
+            info = feature_platform_window(cfg, window)
+            self._window_uri = str(window)
+            rows = dict(summary.rows_written)
+            rec.detail = (
+                f"{summary.valid_events:,} valid events, rows {rows}, online as of {until:%Y-%m-%d %H:%M}, "
+                f"{info['rows']:,} labelled examples"
+            )
 
     def stream(self, end_ms: int) -> None:
         """The streaming dataflow (Bytewax) over the same events: validate, dedup, sessionize, push to Feast."""
         from flywheel.cli.stream import prepare_run, run_stream
 
-        with self.stage("stream", "streaming features (Bytewax): DLQ, dedup, sessions, push to Feast") as rec:
+        story = "the live path catches up (Bytewax: DLQ, dedup, sessions) and pushes the newest features to Feast"
+        with self.stage("stream", story) as rec:
             streaming = prepare_run(self.config, self.config.streaming, fresh=True)
             report = run_stream(self.config, streaming, until_end=True, as_of_end_ms=end_ms + 1)
             counts = report.get("counts", report)
@@ -197,7 +230,9 @@ class Loop:
         run_dir.mkdir(parents=True, exist_ok=True)
         # no simulator oracle: its full-information metrics fail on a window cut before the world's end
         # (main's evaluation, 2026-12-02); the promotion gate reads the holdout metrics only
-        arguments = retraining_arguments(self.config, window_start=window_start, window_end=window_end, oracle=False)
+        arguments = retraining_arguments(
+            self.config, window_start=window_start, window_end=window_end, oracle=False, window_uri=self._window_uri
+        )
 
         def on_event(task: str, status: str) -> None:
             if status != "started":
@@ -209,7 +244,7 @@ class Loop:
 
     def train(self, start_ms: int) -> str:
         """Train on the days before the shift; the first model becomes the champion."""
-        shift_ms = start_ms + int(self.shift_day * DAY_MS)
+        shift_ms = self.shift_ms(start_ms)
         with self.stage("train", "training pipeline (kfp.local) on the days before the shift -> champion") as rec:
             outcome = self._pipeline("training", "", iso(shift_ms))
             if outcome.get("status") != "registered":
@@ -275,40 +310,63 @@ class Loop:
             self._parts.close()
             self._parts = None
 
-    def serve(self, requests: int) -> None:
-        """The champion (KServe model's router, in-process) answers simulated users whose tastes moved."""
-        with self.stage("serve", "the champion answers simulated users in-process (router + prediction log)") as rec:
+    def serve(self, requests: int, *, phase: str) -> None:
+        """The champion (KServe model's router, in-process) answers simulated users whose tastes moved;
+        ``phase`` is ``before`` (online features as of the shift) or ``after`` (the stream caught up)."""
+        story = {
+            "before": "the champion answers simulated users in-process with the features it was trained on",
+            "after": "the champion answers the same users with the features of the days after the shift",
+        }[phase]
+        with self.stage(f"serve-{phase}", story) as rec:
             try:
                 import serving.server  # noqa: F401 - availability check
             except ImportError:
                 rec.status, rec.detail = "skipped", "the model server is not on this branch"
                 return
-            summary = self._traffic(self.server(), requests, seed=1)
+            # the server reads the online store on every request: the "after" phase sees what the stream pushed
+            summary = self._traffic(self.server(), requests, seed=1 if phase == "before" else 2)
+            self._phases[phase] = (summary.start_ms, summary.end_ms)
             rec.detail = f"{summary.requests} requests, CTR {summary.ctr:.4f} ({dict(summary.by_variant)})"
             if summary.failed:
                 rec.status = "ok" if summary.requests else "failed"
                 rec.detail += f"; {summary.failed} failed, first: {self._errors[0][:200]}"
-        self.note("metric", f"online ctr champion v{self.result.facts.get('champion')} (drifted users)", summary.ctr)
-        self.result.facts["online_before"] = {"ctr": summary.ctr, "requests": summary.requests}
+        self.note("metric", f"online ctr champion v{self.result.facts.get('champion')} ({phase})", summary.ctr)
+        self.result.facts.setdefault("serving", {})[phase] = {"ctr": summary.ctr, "requests": summary.requests}
+        if phase == "after":  # the champion's online metrics before the retraining (the canary's are "online_after")
+            self.result.facts["online_before"] = {"ctr": summary.ctr, "requests": summary.requests}
 
     def detect(self, start_ms: int, end_ms: int) -> dict[str, Any]:
-        """The drift job over the days after the shift against the champion's training window."""
+        """The drift job against the champion's training reference, each source on its own clock: the
+        event stream over the simulated days after the shift; the prediction log over the second
+        serving phase, its scores against the first phase's."""
         from monitoring.drift_job import champion_reference, run_drift
 
-        shift_ms = start_ms + int(self.shift_day * DAY_MS)
-        spec = f"{iso(shift_ms)}/{iso(end_ms + 1)}"
+        events_window = f"{iso(self.shift_ms(start_ms))}/{iso(end_ms + 1)}"
+        spans = {phase: f"{iso(a)}/{iso(b + 1)}" for phase, (a, b) in self._phases.items()}
         with self.stage("detect", "drift, targets and data quality after the shift vs the champion's window") as rec:
             catalog_path = Path(self.config.simulator.ground_truth_dir) / "catalog.parquet"
             catalog = pd.read_parquet(catalog_path) if catalog_path.exists() else None
-            run = run_drift(self.config, window_spec=spec, reference=champion_reference(self.config), catalog=catalog)
+            run = run_drift(
+                self.config,
+                window_spec=events_window,
+                prediction_window=spans.get("after", events_window),
+                prediction_baseline=spans.get("before"),
+                reference=champion_reference(self.config),
+                catalog=catalog,
+            )
             found: dict[str, Any] = {}
             for res in run.results:
                 found[res.source] = res.to_dict()
                 self.note("drift", f"{res.source}: {res.status} - {res.features.detail}", res.features.share)
+                if res.scores is not None:
+                    self.note("drift", f"served scores: {res.scores.status} - {res.scores.detail}", res.scores.psi)
                 for target in res.targets:
                     self.note("drift", target.detail, target.relative_change)
                 for variant, ctr in res.online_ctr.items():
                     self.note("metric", f"ctr {variant} (after the shift)", ctr)
+            for view in run.freshness:
+                age = "no rows" if view.age_seconds is None else f"newest row {view.age_seconds / 3600:,.1f} h old"
+                self.note("freshness", f"{view.view}: {age}", view.age_seconds)
             rec.detail = "; ".join(f"{r.source} {r.status}" for r in run.results)
         self.result.facts["drift"] = found
         return found
@@ -320,18 +378,8 @@ class Loop:
         from monitoring.trigger_service import RetrainTrigger
 
         cfg = self.config.monitoring
-        shares = {s: d["features"]["share"] for s, d in drift.items() if d["features"]["status"] != "insufficient_data"}
-        firing: dict[str, tuple[str, str]] = {
-            f"FlywheelFeatureDrift/{s}": ("FlywheelFeatureDrift", f"{v:.0%} of the {s} features drifted")
-            for s, v in shares.items()
-            if v >= cfg.drift.max_drift_share
-        }
-        for d in drift.values():
-            for t in d.get("targets", []):
-                if t["status"] == "drift":
-                    firing[f"FlywheelTargetDrift/{t['target']}"] = ("FlywheelTargetDrift", t["detail"])
-            if (d.get("scores") or {}).get("status") == "drift":
-                firing["FlywheelPredictionDrift"] = ("FlywheelPredictionDrift", d["scores"]["detail"])
+        shares = drifted_shares(list(drift.values()))
+        firing = firing_alerts(list(drift.values()), max_drift_share=cfg.drift.max_drift_share)
         audit = cfg.trigger.audit_path or Path(self.config.home) / "monitoring" / "decisions.jsonl"
         with self.stage(
             "retrain", "alert -> retrain trigger (debounce, single-flight, cooldown, budget) -> pipeline"
@@ -342,16 +390,16 @@ class Loop:
             alerts = [
                 {
                     "status": "firing",
-                    "labels": {"alertname": name, "key": key, "severity": "warning", "retrain": "true"},
-                    "annotations": {"summary": summary},
+                    "labels": {"alertname": a.name, "key": a.key, "severity": "warning", "retrain": "true"},
+                    "annotations": {"summary": a.summary},
                     "startsAt": datetime.now(UTC).isoformat(),
                 }
-                for key, (name, summary) in firing.items()
+                for a in firing
             ]
             body = json.dumps({"version": "4", "status": "firing", "receiver": "retrain-trigger", "alerts": alerts})
-            self.note("alert", f"firing: {', '.join(firing)}")
+            self.note("alert", f"firing: {', '.join(a.key for a in firing)}")
             # retrain on the latest days, the shift included (the gate warns about the drift, does not block)
-            window_start = iso(end_ms - int(max(self.shift_day, 2.0) * DAY_MS))
+            window_start = iso(trailing_days(end_ms, self.shift_day).start_ms)
             trigger = RetrainTrigger(
                 rules=TriggerRules(
                     cfg.trigger.alerts,
@@ -360,7 +408,13 @@ class Loop:
                     cfg.trigger.max_runs_per_day,
                 ),
                 audit_path=audit,
-                runner=LocalRunner(self.config, window_start=window_start, oracle=False),
+                runner=LocalRunner(
+                    self.config,
+                    window_start=window_start,
+                    window_end=iso(end_ms + 1),  # the freshness check's reference: the newest simulated event
+                    oracle=False,
+                    window_uri=self._window_uri,
+                ),
                 retry_attempts=cfg.trigger.retry_attempts,
                 retry_backoff_seconds=cfg.trigger.retry_backoff_seconds,
             )
@@ -538,10 +592,11 @@ def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float, requ
     loop = Loop(config, console=console, shift_day=shift_day)
     try:
         start_ms, end_ms = loop.simulate()
-        loop.features()
-        loop.stream(end_ms)
+        loop.features(start_ms)
         loop.train(start_ms)
-        loop.serve(requests)
+        loop.serve(requests // 2, phase="before")
+        loop.stream(end_ms)
+        loop.serve(requests - requests // 2, phase="after")
         drift = loop.detect(start_ms, end_ms)
         outcome = loop.alert_and_retrain(drift, start_ms, end_ms)
         loop.canary(outcome, requests)

@@ -21,15 +21,21 @@ def _absolute(training: TrainingConfig) -> TrainingConfig:
 
 
 def retraining_arguments(
-    config: FlywheelConfig, *, window_start: str = "", window_end: str = "", oracle: bool = True
+    config: FlywheelConfig,
+    *,
+    window_start: str = "",
+    window_end: str = "",
+    oracle: bool = True,
+    window_uri: str = "",
 ) -> dict[str, Any]:
-    """The retraining pipeline's arguments: the window is built by the feature platform from the
+    """The retraining pipeline's arguments: the window is ``window_uri`` (a labelled window already
+    built, cut to the bounds by the pipeline) or, when empty, built by the feature platform from the
     configuration; the catalog and (with ``oracle``) the oracle are the simulator's ground truth
     when they exist."""
     truth = Path(config.simulator.ground_truth_dir)
     catalog = config.features.catalog_path or truth / "catalog.parquet"
     return {
-        "window_uri": "",
+        "window_uri": window_uri,
         "platform_config_json": config.model_dump_json(),
         "catalog_uri": str(Path(catalog).resolve()),
         "oracle_uri": str(truth.resolve()) if oracle and (truth / "manifest.json").exists() else "",
@@ -43,9 +49,16 @@ class LocalRunner:
     """Runs the retraining pipeline in this process with kfp.local (one run at a time)."""
 
     def __init__(
-        self, config: FlywheelConfig, *, window_start: str = "", window_end: str = "", oracle: bool = True
+        self,
+        config: FlywheelConfig,
+        *,
+        window_start: str = "",
+        window_end: str = "",
+        oracle: bool = True,
+        window_uri: str = "",
     ) -> None:
         self.config, self.window_start, self.window_end, self.oracle = config, window_start, window_end, oracle
+        self.window_uri = window_uri
 
     def __call__(self, run_id: str) -> dict[str, Any]:
         """Run and return the pipeline's outcome (registered / stopped / failed)."""
@@ -54,7 +67,11 @@ class LocalRunner:
         run_dir = Path(self.config.home).resolve() / "pipelines" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         arguments = retraining_arguments(
-            self.config, window_start=self.window_start, window_end=self.window_end, oracle=self.oracle
+            self.config,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            oracle=self.oracle,
+            window_uri=self.window_uri,
         )
         t0 = time.perf_counter()
         outcome = run_local("retraining", arguments, pipeline_root=run_dir / "root", log_path=run_dir / "kfp.log")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: the whole loop locally, in one process (flywheel monitor loop): simulate -> batch and
-# streaming features -> train and register the champion -> serve it to simulated users -> tastes
-# shift -> drift detected -> alert -> one guarded retraining -> the challenger canaried -> promoted
-# or rolled back, with the reason. Ends with a summary table (stage times, peak memory, online CTR)
+# `make demo`: the whole loop locally, in one process (flywheel monitor loop): simulate (tastes
+# shift late) -> batch features (online store as of the shift) -> train and register the champion
+# -> serve it to simulated users -> the stream catches up on the days after the shift -> serve
+# again -> drift detected (prediction log and event stream) -> alert -> one guarded retraining ->
+# the challenger canaried -> promoted or rolled back, with the reason. Ends with a summary table (stage times, peak memory, online CTR)
 # and an HTML report with plots ($FLYWHEEL_HOME/reports/loop/loop.html).
 # State goes to $FLYWHEEL_HOME (default .flywheel/demo); each run starts clean.
 # DEMO_USERS sets the simulated population (default 500), DEMO_DAYS the days (default 5).

@@ -32,6 +32,14 @@ def _audit_path(config_path: Path | None) -> Path:
 @app.command()
 def drift(
     window: WindowOption = None,
+    prediction_window: Annotated[
+        str | None,
+        typer.Option(help="The prediction log's window on its own (the server's) clock, if not --window."),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="The prediction log's window the served scores are compared with (default: the one before)."),
+    ] = None,
     every: Annotated[float, typer.Option(help="Repeat every this many seconds (0: once).", min=0)] = 0.0,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve the gauges on this port (default: monitoring.metrics_port).")
@@ -55,7 +63,13 @@ def drift(
     while True:
         try:
             with out.status(f"checking the last {spec} of the prediction log and the event stream ..."):
-                result = run_drift(root, window_spec=spec, catalog=catalog)
+                result = run_drift(
+                    root,
+                    window_spec=spec,
+                    prediction_window=prediction_window,
+                    prediction_baseline=baseline,
+                    catalog=catalog,
+                )
         except WindowError as exc:
             fail(str(exc))
         table = Table(title=f"drift vs champion v{result.reference_version or '-'} (window {spec})")
@@ -74,6 +88,9 @@ def drift(
         if not result.results:
             out.print("[yellow]no predictions and no events yet: insufficient data[/]")
         out.print(table)
+        for view in result.freshness:
+            age = "no rows" if view.age_seconds is None else f"{view.age_seconds / 3600:.1f} h old"
+            out.print(f"feature view {view.view}: {age}{' (stale)' if view.stale else ''}")
         if every <= 0:
             return
         time.sleep(every)

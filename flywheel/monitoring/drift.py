@@ -265,3 +265,29 @@ def window_quality(
     detail = "values out of range: " + (", ".join(named) if named else "none")
     findings.append(QualityFinding("out_of_range", out_of_range == 0, float(out_of_range), detail))
     return tuple(findings)
+
+
+def combined_status(features: Status, scores: Status | None = None, targets: Sequence[Status] = ()) -> Status:
+    """A window's status over its checks: ``drift`` when features, scores or a target drifted;
+    else ``insufficient_data`` when the features could not be decided; else ``ok``."""
+    if "drift" in (features, scores, *targets):
+        return "drift"
+    return "insufficient_data" if features == "insufficient_data" else "ok"
+
+
+def exported_value(status: Status, value: float) -> float:
+    """The value a gauge shows: an undecided check reports no drift (0), never a stale or alarming value."""
+    return 0.0 if status == "insufficient_data" or not math.isfinite(value) else value
+
+
+def report_threshold(columns: Sequence[ColumnDrift]) -> float:
+    """The PSI threshold that makes the Evidently report flag exactly the columns decided here: the
+    smallest drifted PSI, else just above the largest kept one (0.1 when there is no column)."""
+    drifted = [c.psi for c in columns if c.drifted]
+    kept = [c.psi for c in columns if not c.drifted]
+    return min(drifted) if drifted else (max(kept) + 1e-9 if kept else 0.1)
+
+
+def feedback_closed(timestamps_ms: pd.Series, newest_ms: int, label_window_ms: int) -> pd.Series:
+    """Mask of the impressions whose feedback window has closed inside the data seen (up to ``newest_ms``)."""
+    return timestamps_ms <= newest_ms - label_window_ms

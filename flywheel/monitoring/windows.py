@@ -1,4 +1,11 @@
-"""Window arithmetic of the monitoring jobs: what `--window 1h` or `START/END` covers."""
+"""Window arithmetic of the monitoring jobs: what `--window 1h` or `START/END` covers.
+
+Every source is windowed on its own clock: a duration ends at the source's newest record, and
+the baseline of a window is the window just before it on the same clock. The prediction log is
+stamped by the model server's clock and the event stream by the clients', so a window of one
+source is never applied to the other (the loop's simulated history and its live traffic differ
+by months).
+"""
 
 from __future__ import annotations
 
@@ -87,3 +94,35 @@ def parse_window(spec: str, *, now_ms: int) -> Window:
 def in_window(timestamps_ms: pd.Series, window: Window) -> pd.Series:
     """Boolean mask of the timestamps inside ``window``."""
     return (timestamps_ms >= window.start_ms) & (timestamps_ms < window.end_ms)
+
+
+def source_window(spec: str, newest_ms: int | None) -> Window:
+    """The window ``spec`` names on a source's own clock.
+
+    Args:
+        spec: A duration (ending just after the source's newest record) or ``START/END``.
+        newest_ms: The source's newest timestamp (None: an empty source; a duration then ends at 0).
+
+    Raises:
+        WindowError: The specification is malformed.
+    """
+    return parse_window(spec, now_ms=0 if newest_ms is None else newest_ms + 1)
+
+
+def baseline_window(window: Window, spec: str | None = None, *, newest_ms: int | None = None) -> Window:
+    """The window a source's current window is compared with: ``spec`` when given (on the same
+    clock as ``window``), else the window of the same length just before it."""
+    if spec:
+        return source_window(spec, newest_ms)
+    return Window(window.start_ms - (window.end_ms - window.start_ms), window.start_ms)
+
+
+def newest_ms(timestamps_ms: pd.Series) -> int | None:
+    """The newest timestamp of a source (None when it has none)."""
+    return None if timestamps_ms.empty else int(timestamps_ms.max())
+
+
+def trailing_days(end_ms: int, days: float, *, min_days: float = 2.0) -> Window:
+    """The last ``days`` (at least ``min_days``) before ``end_ms``: a retraining's window, long
+    enough to hold the days after a shift and a few before it."""
+    return Window(end_ms - int(max(days, min_days) * _UNIT_MS["d"]), end_ms)

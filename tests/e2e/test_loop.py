@@ -1,4 +1,5 @@
-"""The whole loop on a small configuration: the stages happen in order, drift is detected,
+"""The whole loop on a small configuration: the stages happen in order, drift is detected (in the
+event stream and, on its own clock, in the prediction log),
 exactly one retraining starts (a repeated alert is held by the guards), and a decision about
 the challenger is recorded."""
 
@@ -14,7 +15,7 @@ from flywheel.config.models import FlywheelConfig
 from monitoring.loop import run_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-ORDER = ["simulate", "features", "stream", "train", "serve", "detect", "retrain", "canary"]
+ORDER = ["simulate", "features", "train", "serve-before", "stream", "serve-after", "detect", "retrain", "canary"]
 
 
 def small_config(home: Path) -> FlywheelConfig:
@@ -36,6 +37,11 @@ def test_the_loop_runs_its_stages_in_order_and_retrains_once(tmp_path: Path) -> 
     assert [s.name for s in result.stages] == ORDER
     assert not [s for s in result.stages if s.status == "failed"]
     assert result.facts["drift"]["events"]["status"] == "drift"
+    # the prediction log is windowed on its own (the server's) clock: both serving phases are found,
+    # the second one's scores are decided against the first one's
+    predictions = result.facts["drift"]["predictions"]
+    assert predictions["features"]["status"] != "insufficient_data"
+    assert predictions["scores"]["status"] in ("drift", "ok")
     decisions = [(d["action"], d["guard"]) for d in result.facts["decisions"]]
     assert decisions.count(("start", "fired")) == 1
     assert ("skip", "debounce") in decisions  # the repeated alert starts nothing

@@ -1,10 +1,9 @@
-"""The live chain on 127.0.0.1: the drift job's metrics endpoint -> a real Prometheus (scraping
-every second, the repository's drift rules with `for:` shortened) -> a real Alertmanager (the
-repository's routing) -> the retrain trigger's webhook. Drift injected by the simulator (devices
-and tastes shift on day 2) fires the alert; exactly one retraining starts; the alert flapping
+"""The live chain on 127.0.0.1: a real model server (`flywheel serve`) and the drift job's metrics
+endpoint -> a real Prometheus (scraping both every second, the repository's drift rules with `for:`
+shortened) -> a real Alertmanager (the repository's routing) -> the retrain trigger's webhook. The
+server's request counts per variant reach Prometheus; drift injected by the simulator (devices and
+tastes shift on day 2) fires the alert; exactly one retraining starts; the alert flapping
 (resolved, then firing again) starts none more within the cooldown.
-
-The model server's /metrics is not scraped here: the serving code is not on this branch yet.
 """
 
 from __future__ import annotations
@@ -23,12 +22,14 @@ import pytest
 import yaml
 
 from flywheel.monitoring.trigger import AuditRecord, TriggerRules, read_audit
+from flywheel.serving.client import recommend
 from monitoring import metrics
 from monitoring.drift_job import Reference, run_drift
 from monitoring.metrics import start_metrics_server
 from monitoring.trigger_service import RetrainTrigger, webhook_server
 from tests.integration.monitoring.conftest import DAY_MS, DriftedWorld
-from tests.support.services import alertmanager_server, free_port, prometheus_server
+from tests.support.recommender import write_bundle
+from tests.support.services import alertmanager_server, free_port, model_server, prometheus_server
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -101,10 +102,14 @@ def test_drift_fires_the_alert_and_starts_exactly_one_retraining(drifted_world: 
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     metrics_port = free_port()
     metrics_server, _ = start_metrics_server(metrics_port)
+    bundle, _ = write_bundle(tmp_path / "bundle")
     try:
-        with alertmanager_server(
-            _alertmanager_config(f"http://127.0.0.1:{hook.server_address[1]}/"), tmp_path / "am"
-        ) as alertmanager:
+        with (
+            model_server(tmp_path / "serve", "--bundle", str(bundle), "--features", "none") as served,
+            alertmanager_server(
+                _alertmanager_config(f"http://127.0.0.1:{hook.server_address[1]}/"), tmp_path / "am"
+            ) as alertmanager,
+        ):
             prometheus_config = {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": ["drift.yaml"],
@@ -112,7 +117,8 @@ def test_drift_fires_the_alert_and_starts_exactly_one_retraining(drifted_world: 
                     "alertmanagers": [{"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}]
                 },
                 "scrape_configs": [
-                    {"job_name": "flywheel-drift", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}
+                    {"job_name": "flywheel-drift", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]},
+                    {"job_name": "flywheel-serving", "static_configs": [{"targets": [served.http_url]}]},
                 ],
             }
             with prometheus_server(
@@ -126,16 +132,28 @@ def test_drift_fires_the_alert_and_starts_exactly_one_retraining(drifted_world: 
                 )
                 assert _query(prometheus, 'ALERTS{alertname="FlywheelFeatureDrift"}') == []
 
+                answered = [recommend(served.http_url, f"u{i:04d}", k=4) for i in range(5)]
+                assert {a.variant for a in answered} == {"champion"}
+                served_count = 'flywheel_serving_requests_total{job="flywheel-serving",variant="champion",code="200"}'
+                _wait_for(
+                    "Prometheus to scrape the model server's request count",
+                    lambda: any(float(r["value"][1]) >= 5 for r in _query(prometheus, served_count)),
+                )
+                stages = _query(prometheus, 'flywheel_serving_stage_seconds_count{job="flywheel-serving"}')
+                assert {r["metric"]["stage"] for r in stages} >= {"features", "retrieval", "ranking", "rules"}
+
                 assert check(drifted) >= 0.3  # the simulator's shift, seen by the drift job
                 _wait_for("a retraining to start", _audited(audit, lambda r: r.action == "start"))
                 trigger.wait()
                 _wait_for(
                     "the events stream's drift alert to fire",
-                    lambda: "events"
-                    in {
-                        r["metric"]["source"]
-                        for r in _query(prometheus, 'ALERTS{alertname="FlywheelFeatureDrift",alertstate="firing"}')
-                    },
+                    lambda: (
+                        "events"
+                        in {
+                            r["metric"]["source"]
+                            for r in _query(prometheus, 'ALERTS{alertname="FlywheelFeatureDrift",alertstate="firing"}')
+                        }
+                    ),
                 )
 
                 check(calm)  # the alert resolves ...

@@ -6,7 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel.monitoring.drift import feature_drift, prediction_drift, psi, target_drift, window_quality
+from flywheel.monitoring.drift import (
+    ColumnDrift,
+    combined_status,
+    exported_value,
+    feature_drift,
+    feedback_closed,
+    prediction_drift,
+    psi,
+    report_threshold,
+    target_drift,
+    window_quality,
+)
 from flywheel.monitoring.windows import Window, WindowError, duration_ms, parse_window
 
 
@@ -132,3 +143,28 @@ def test_window_specifications() -> None:
     for bad in ("soon", "0h", "2026-01-05/2026-01-04"):
         with pytest.raises(WindowError):
             parse_window(bad, now_ms=0)
+
+
+def test_a_window_drifts_when_any_check_drifts_and_is_undecided_only_by_its_features() -> None:
+    assert combined_status("ok", "drift") == "drift"
+    assert combined_status("insufficient_data", None, ["ok", "drift"]) == "drift"
+    assert combined_status("insufficient_data", "ok", ["ok"]) == "insufficient_data"
+    assert combined_status("ok", "insufficient_data", ["insufficient_data"]) == "ok"
+
+
+def test_an_undecided_check_exports_zero() -> None:
+    assert exported_value("insufficient_data", 0.7) == 0.0
+    assert exported_value("drift", math.nan) == 0.0
+    assert exported_value("drift", 0.7) == 0.7
+
+
+def test_the_report_threshold_flags_exactly_the_decided_columns() -> None:
+    columns = [ColumnDrift("a", 0.35, True, 0.0), ColumnDrift("b", 0.25, True, 0.0), ColumnDrift("c", 0.1, False, 0.0)]
+    assert report_threshold(columns) == 0.25
+    assert report_threshold(columns[2:]) == pytest.approx(0.1 + 1e-9)
+    assert report_threshold([]) == 0.1
+
+
+def test_only_impressions_whose_feedback_window_closed_count() -> None:
+    closed = feedback_closed(pd.Series([0, 40, 50, 51]), newest_ms=80, label_window_ms=30)
+    assert closed.tolist() == [True, True, True, False]
