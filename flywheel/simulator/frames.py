@@ -91,7 +91,7 @@ class SimulatedWindow:
         return true_affinity(user_ids, content_ids, ground_truth_of(self.world), outer=outer)
 
     def save_ground_truth(self, folder: str | Path) -> Path:
-        """Write the ground truth (the oracle's folder, see :mod:`flywheel.simulator.ground_truth`); returns the folder."""
+        """Write the ground truth (the oracle's folder, :mod:`flywheel.simulator.ground_truth`); returns it."""
         return export_ground_truth(self.world, folder).parent
 
 
@@ -169,12 +169,18 @@ def add_features(world: World, events: pd.DataFrame, examples: pd.DataFrame) -> 
     user_daily = _daily(
         events,
         "user",
-        {"watch": watch, "ended": watched, "skips": watched & (watch < SKIP_SECONDS), "started": started,
-         "completed": completed},
+        {
+            "watch": watch,
+            "ended": watched,
+            "skips": watched & (watch < SKIP_SECONDS),
+            "started": started,
+            "completed": completed,
+        },
     )
-    share = hot[np.maximum(events["item"].to_numpy(), 0)] / np.maximum(hot.sum(1, keepdims=True), 1)[
-        np.maximum(events["item"].to_numpy(), 0)
-    ]
+    share = (
+        hot[np.maximum(events["item"].to_numpy(), 0)]
+        / np.maximum(hot.sum(1, keepdims=True), 1)[np.maximum(events["item"].to_numpy(), 0)]
+    )
     genre_watch = pd.DataFrame(share * watch.to_numpy()[:, None], columns=[f"g{i}" for i in range(genres + 1)])
     genre_daily = pd.concat([events[["user", "day"]].reset_index(drop=True), genre_watch], axis=1)
     genre_daily = genre_daily.groupby(["user", "day"]).sum()

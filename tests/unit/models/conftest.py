@@ -11,7 +11,9 @@ from flywheel.simulator.frames import SimulatedWindow, simulate_window
 
 @pytest.fixture(scope="session")
 def world() -> SimulatedWindow:
-    return simulate_window(SimulatorConfig(users=80, items=60, days=4, new_items_per_day=5, seed=11, sessions_per_user_day=3.0))
+    return simulate_window(
+        SimulatorConfig(users=80, items=60, days=4, new_items_per_day=5, seed=11, sessions_per_user_day=3.0)
+    )
 
 
 @pytest.fixture(scope="session")

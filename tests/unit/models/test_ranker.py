@@ -5,12 +5,12 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import HEAD_NAMES, RankerConfig, TrainingConfig
 from flywheel.export.torchscript import export_bundle
 from flywheel.models.bundle import ModelBundle, fit_feature_spec, train_bundle
 from flywheel.models.encoding import encode_ranker
 from flywheel.models.ranker import combined_score, predict_heads, train_ranker
-from flywheel.config.simulator import SimulatorConfig
 from flywheel.simulator.frames import simulate_window
 
 
