@@ -109,6 +109,7 @@ def evaluate_and_log(
             bundle, train, holdout, catalog, config, champion=champion, oracle=load_oracle(oracle_uri)
         )
     result.metrics["window.rows"] = float(len(train) + len(holdout))
+    result.metrics.update({f"ids.{name}": value for name, value in bundle.spec.id_selection.items()})
     plots = write_plots(result, report_dir / "plots", config.calibration_bins)
     example = holdout.head(5).drop(columns=["history"], errors="ignore")
     from flywheel.config.training import HEAD_NAMES

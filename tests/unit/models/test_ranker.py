@@ -42,7 +42,7 @@ def position_bias_data() -> tuple:
 
 def test_position_debiasing_matters_on_data_with_known_bias(position_bias_data) -> None:
     world, biased, fair, truth = position_bias_data
-    spec = fit_feature_spec(biased, world.catalog, TrainingConfig())
+    spec = fit_feature_spec(biased, world.catalog, TrainingConfig(id_embeddings="items"))
     result = {}
     for mode in ("none", "shallow_tower", "ipw"):
         model = train_ranker(
