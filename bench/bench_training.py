@@ -27,21 +27,22 @@ def _time(fn, samples: int) -> float:
 def main() -> None:
     """Print samples/s per model and the ratio to the baseline."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from flywheel.config.simulator import SimulatorConfig
     from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
     from flywheel.models.bundle import fit_feature_spec
     from flywheel.models.dataset import prepare_window
     from flywheel.models.encoding import encode_catalog, encode_ranker
     from flywheel.models.ranker import train_ranker
-    from flywheel.models.synthetic import make_world
     from flywheel.models.two_tower import train_two_tower
+    from flywheel.simulator.frames import simulate_window
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000, help="slates of 10 impressions")
+    parser.add_argument("--days", type=int, default=2, help="simulated days (1000 users, 800 titles)")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
 
-    world = make_world(n_users=1000, n_items=800, seed=0)
-    frame = prepare_window(world.impressions(args.requests, seed=1), world.catalog, history_length=20)
+    world = simulate_window(SimulatorConfig(users=1000, items=800, days=args.days, seed=0))
+    frame = prepare_window(world.frame, world.catalog, history_length=20)
     config = TrainingConfig()
     spec = fit_feature_spec(frame, world.catalog, config)
     catalog = encode_catalog(world.catalog, spec)

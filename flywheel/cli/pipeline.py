@@ -109,7 +109,7 @@ def run(
     ] = None,
     oracle: Annotated[
         Path | None,
-        typer.Option(help="Simulator ground-truth folder (or .npz) for the oracle (default: the simulator's, if any)."),
+        typer.Option(help="Simulator ground-truth folder for the oracle (default: the simulator's, if any)."),
     ] = None,
     model: Annotated[str, typer.Option(help="evaluation: the version number or alias to score.")] = "champion",
     window_start: Annotated[
@@ -195,26 +195,28 @@ def compile_(
 
 @app.command("sample-data")
 def sample_data(
-    out: Annotated[Path, typer.Option(help="Folder for window.parquet, catalog.parquet, oracle.npz.")] = Path(
-        ".flywheel/sample"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Folder for window.parquet, catalog.parquet and the oracle (ground_truth/).")
+    ] = Path(".flywheel/sample"),
     users: Annotated[int, typer.Option(min=10)] = 400,
     items: Annotated[int, typer.Option(min=10)] = 300,
-    requests: Annotated[int, typer.Option(min=10, help="Slates of 10 impressions.")] = 4000,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days.")] = 4,
     seed: int = 0,
-    window_seed: Annotated[int | None, typer.Option(help="Seed of the impressions (default: seed + 1).")] = None,
-    offset_days: Annotated[float, typer.Option(help="Start the window this many days later (a new window).")] = 0.0,
+    first_day: Annotated[
+        int, typer.Option(min=0, help="Days simulated before the window (features only): a later window.")
+    ] = 0,
+    config: ConfigOption = None,
 ) -> None:
-    """Write a small simulated window (training-set contract), its catalog and oracle."""
-    import pandas as pd
+    """Write a small simulated window (training-set contract), its catalog and oracle: the platform
+    simulator's traffic (the configured behaviour, at this scale) without the event log."""
+    from flywheel.simulator.frames import simulate_window
 
-    from flywheel.models.synthetic import make_world
-
-    world = make_world(n_users=users, n_items=items, seed=seed)
+    if first_day >= days:
+        fail(f"--first-day {first_day} must be before the last of the {days} days")
+    sim = load(config).simulator.model_copy(update={"users": users, "items": items, "days": days, "seed": seed})
+    window = simulate_window(sim, first_day=first_day)
     out.mkdir(parents=True, exist_ok=True)
-    start = world.start + pd.Timedelta(days=offset_days)
-    frame = world.impressions(requests, seed=seed + 1 if window_seed is None else window_seed, start=start)
-    frame.to_parquet(out / "window.parquet")
-    world.catalog.to_parquet(out / "catalog.parquet")
-    world.save_oracle(out / "oracle.npz")
-    Console(file=sys.stdout).print(f"{len(frame):,} impressions, {items} items, {users} users -> {out}")
+    window.frame.to_parquet(out / "window.parquet")
+    window.catalog.to_parquet(out / "catalog.parquet")
+    window.save_ground_truth(out / "ground_truth")
+    Console(file=sys.stdout).print(f"{len(window.frame):,} impressions, {items} items, {users} users -> {out}")

@@ -172,10 +172,11 @@ class TrainingConfig(Section):
     """Hash buckets of the synopsis words."""
     synopsis_tokens: int = Field(default=32, ge=1)
     """Words of a synopsis kept."""
-    user_ids: bool = False
-    """Learn a per-user id embedding in both models; off: every user gets the unknown id and is
-    described by the user features and the watch history only (which generalise where users have
-    a handful of interactions in the window and an id embedding only memorises them)."""
+    id_embeddings: Literal["validate", "none", "items", "users_and_items"] = "validate"
+    """Per-user and per-item id embeddings (in both models): ``validate`` trains the two towers with
+    each choice on an inner split of the training part and keeps the best (:mod:`flywheel.models.ids`;
+    the choice and the scores are logged as ``ids.*``); or fixed: ``none`` (users are their features
+    and history, titles their content), ``items`` (title ids only), ``users_and_items``."""
     evaluation: EvaluationConfig = EvaluationConfig()
     """The split and the relevance of the evaluation (and of the ranker's training labels)."""
     candidates: CandidatesConfig = CandidatesConfig()

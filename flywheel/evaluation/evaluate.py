@@ -16,10 +16,9 @@ included, can know (there the oracle reaches NDCG@10 ~0.04-0.07 on a simulated w
 Conditioning on exposure leaves the affinity as what mostly separates relevant from
 non-relevant items (the rest is where in the page the item was shown, unknown to every
 ranker), so the oracle is close to the ceiling. Items a user engaged with in training stay
-candidates for every system alike. On a logging policy that already personalises what it
-shows (the synthetic world of :mod:`flywheel.models.synthetic`), the exposed items are
-pre-selected and popularity is a strong re-ranker, so the ``catalog.`` view below is the more
-telling one there.
+candidates for every system alike. Where a logging policy already personalises what it shows,
+the exposed items are pre-selected and popularity is a strong re-ranker, so the ``catalog.``
+view below is the more telling one there.
 
 The same systems ranked over the whole catalog (retrieval's real job) are reported under
 ``catalog.<system>.*`` with the same relevance.

@@ -21,18 +21,18 @@ def load_oracle(uri: str) -> Oracle | None:
     """The oracle behind ``uri`` (None when empty).
 
     ``uri`` is the simulator's ground-truth folder (``manifest.json``, latent tastes and item
-    vectors; :func:`flywheel.simulator.ground_truth.true_affinity`) or an ``.npz`` written by
-    :meth:`flywheel.models.synthetic.SyntheticWorld.save_oracle`.
+    vectors; :func:`flywheel.simulator.ground_truth.true_affinity`).
+
+    Raises:
+        ValueError: ``uri`` is not a ground-truth folder.
     """
     if not uri:
         return None
-    if Path(uri).is_dir():
-        from flywheel.simulator.ground_truth import SimulatorOracle
+    if not (Path(uri) / "manifest.json").is_file():
+        raise ValueError(f"oracle {uri}: not a simulator ground-truth folder (no manifest.json)")
+    from flywheel.simulator.ground_truth import SimulatorOracle
 
-        return SimulatorOracle(uri)
-    from flywheel.models.synthetic import LatentOracle
-
-    return LatentOracle.load(uri)
+    return SimulatorOracle(uri)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -109,6 +109,7 @@ def evaluate_and_log(
             bundle, train, holdout, catalog, config, champion=champion, oracle=load_oracle(oracle_uri)
         )
     result.metrics["window.rows"] = float(len(train) + len(holdout))
+    result.metrics.update({f"ids.{name}": value for name, value in bundle.spec.id_selection.items()})
     plots = write_plots(result, report_dir / "plots", config.calibration_bins)
     example = holdout.head(5).drop(columns=["history"], errors="ignore")
     from flywheel.config.training import HEAD_NAMES

@@ -14,7 +14,8 @@ from flywheel.config.recommender import CandidatesConfig, EvaluationConfig
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
 from flywheel.models.contract import CONTENT_DENSE, USER_DENSE, USER_VECTOR
 from flywheel.models.dataset import INTEREST_LABELS, content_snapshot, pair_frame, pair_rows
-from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_catalog, fit_spec
+from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_catalog
+from flywheel.models.ids import fixed_spec, select_id_vocabularies
 from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads
 from flywheel.models.sources import ItemToItem
 from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users, pair_scores, train_two_tower
@@ -119,15 +120,11 @@ def training_state(train: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_feature_spec(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> FeatureSpec:
-    """The feature spec of a training window under ``config``."""
-    return fit_spec(
-        train,
-        catalog,
-        synopsis_buckets=config.synopsis_buckets,
-        synopsis_tokens=config.synopsis_tokens,
-        history_length=config.retrieval.history_length,
-        user_ids=config.user_ids,
-    )
+    """The feature spec of a training window under ``config`` (the id vocabularies chosen by
+    validation when ``config.id_embeddings`` is ``validate``, see :mod:`flywheel.models.ids`)."""
+    if config.id_embeddings == "validate":
+        return select_id_vocabularies(train, catalog, config)
+    return fixed_spec(train, catalog, config, config.id_embeddings)
 
 
 def with_retrieval_score(bundle: ModelBundle, frame: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:

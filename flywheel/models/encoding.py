@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ class FeatureSpec:
     synopsis_buckets: int
     synopsis_tokens: int
     history_length: int
+    id_selection: dict[str, float] = field(default_factory=dict)
+    """How the id vocabularies were chosen: ``chosen`` (index into ID_CHOICES of
+    :mod:`flywheel.models.ids`) and the validation NDCG@10 of every choice tried (empty when fixed)."""
 
     def to_json(self) -> str:
         """The spec as JSON text."""
@@ -97,11 +100,13 @@ def fit_spec(
     synopsis_tokens: int = 32,
     history_length: int = 20,
     user_ids: bool = True,
+    item_ids: bool = True,
 ) -> FeatureSpec:
     """Fit vocabularies (from the training rows; all catalog creators and genres) and scaling.
 
     With ``user_ids`` False the user vocabulary is empty: every user gets the unknown id, and the
-    models describe users by their features and watch history only.
+    models describe users by their features and watch history only; with ``item_ids`` False the
+    same holds for titles (described by their content only).
     """
     names = USER_DENSE + CONTENT_DENSE + CROSS_DENSE + SOURCE_DENSE
     raw = _dense_raw(train, names)
@@ -110,7 +115,7 @@ def fit_spec(
     vector_dim = len(np.asarray(train[USER_VECTOR].iloc[0])) if len(train) else 0
     return FeatureSpec(
         users=tuple(sorted(train["user_id"].astype(str).unique())) if user_ids else (),
-        contents=tuple(sorted(train["content_id"].astype(str).unique())),
+        contents=tuple(sorted(train["content_id"].astype(str).unique())) if item_ids else (),
         creators=tuple(sorted(catalog["creator_id"].astype(str).unique())),
         devices=tuple(sorted(train["device_type"].astype(str).unique())),
         genres=tuple(sorted({g for gs in catalog["genres"] for g in gs})),

@@ -25,6 +25,7 @@ before them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -42,6 +43,12 @@ BOT_CLICK_PROBABILITY = 0.3
 #: A few query texts per genre; the query of a search is one of its genre's texts.
 QUERY_TEMPLATES: tuple[str, ...] = ("{g}", "best {g}", "new {g}", "{g} for tonight")
 QUERIES: tuple[str, ...] = tuple(t.format(g=g.replace("_", " ")) for g in GENRES for t in QUERY_TEMPLATES)
+SlateOrder = Literal["policy", "random", "newest_first"]
+"""How a row is ordered: by the logging policy (the platform), uniformly at random (a fair log:
+the pool is uniform and the order random), or newest title first with jitter (position then
+correlates with recency, which has no effect on the users: a log with a known bias)."""
+NEWEST_FIRST_JITTER = 2.0
+"""Standard deviation, in positions, of the noise on the newest-first order."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ def simulate_sessions(
     cfg: SimulatorConfig,
     *,
     genre_axes: np.ndarray,
+    order: SlateOrder = "policy",
 ) -> EventColumns:
     """Every event of a batch of sessions, in columns (not sorted by time).
 
@@ -125,6 +133,8 @@ def simulate_sessions(
         catalog: The catalog.
         cfg: The simulator configuration (behaviour knobs).
         genre_axes: How users perceive genres, from :func:`genre_axes` (picks search queries).
+        order: How rows are ordered (:data:`SlateOrder`); only ``policy`` is the platform's
+            traffic, the others make logs with a known (or no) exposure bias for tests.
     """
     sessions = len(batch.user)
     slots = cfg.items_per_row
@@ -147,9 +157,15 @@ def simulate_sessions(
     algorithm = rng.choice(3, rows, p=[0.5, 0.3, 0.2])
     algorithm[home_row == 0] = ALGORITHMS.index("personalized")
     algorithm[is_search] = ALGORITHMS.index("search")
+    if order != "policy":  # uniform pools, no policy: the order alone decides the exposure
+        algorithm[:] = ALGORITHMS.index("new_arrivals") if order == "random" else ALGORITHMS.index("personalized")
+        recent_pool = False
+    else:
+        recent_pool = True
     available = catalog.available(batch.start_ms)[row_session]
     recent = max(pool_size, 7 * cfg.new_items_per_day)
-    pool = np.sort(_draw_pool(rng, catalog, algorithm, available, pool_size, recent), axis=1)
+    drawn_as = algorithm if recent_pool else np.zeros_like(algorithm)  # 0: personalized = a uniform pool
+    pool = np.sort(_draw_pool(rng, catalog, drawn_as, available, pool_size, recent), axis=1)
 
     taste = batch.taste[row_session]
     affinity_logit = np.einsum("rd,rpd->rp", taste, catalog.vectors[pool]) + catalog.bias[pool]
@@ -160,6 +176,8 @@ def simulate_sessions(
         policy + SEARCH_BOOST,
         policy,
     )
+    if order == "newest_first":
+        policy = catalog.arrival_ms[pool] / 86_400_000.0
     logits = np.where(
         (algorithm == ALGORITHMS.index("trending"))[:, None],
         0.5 * np.log(catalog.popularity[pool]),
@@ -170,16 +188,22 @@ def simulate_sessions(
     logits[duplicate] = -np.inf
 
     # Plackett-Luce ranking by Gumbel top-k, with the propensity of each shown position
-    order = np.argsort(-(logits + rng.gumbel(size=logits.shape)), axis=1, kind="stable")[:, :slots]
-    shown_logit = np.take_along_axis(logits, order, axis=1)
-    shown = np.take_along_axis(pool, order, axis=1)
+    noise = rng.gumbel(size=logits.shape)
+    if order == "newest_first":  # the newest titles of the pool, shown newest first with jitter
+        newest = np.argsort(-logits, axis=1, kind="stable")[:, :slots]
+        jitter = np.arange(slots)[None, :] + rng.normal(0, NEWEST_FIRST_JITTER, newest.shape)
+        ranked = np.take_along_axis(newest, np.argsort(jitter, axis=1), axis=1)
+    else:
+        ranked = np.argsort(-(logits + noise), axis=1, kind="stable")[:, :slots]
+    shown_logit = np.take_along_axis(logits, ranked, axis=1)
+    shown = np.take_along_axis(pool, ranked, axis=1)
     weight = np.exp(logits - logits.max(axis=1, keepdims=True))
-    shown_weight = np.take_along_axis(weight, order, axis=1)
+    shown_weight = np.take_along_axis(weight, ranked, axis=1)
     remaining = weight.sum(axis=1, keepdims=True) - np.cumsum(shown_weight, axis=1) + shown_weight
     with np.errstate(invalid="ignore", divide="ignore"):  # slots past a tiny catalog's end: masked below
         propensity = np.clip(shown_weight / remaining, 1e-9, 1.0)
     valid = np.isfinite(shown_logit)
-    affinity = _sigmoid(np.take_along_axis(affinity_logit, order, axis=1))
+    affinity = _sigmoid(np.take_along_axis(affinity_logit, ranked, axis=1))
 
     # --- clicks (position-based model) ------------------------------------------------------
     position = np.broadcast_to(np.arange(slots), shown.shape)

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
 from flywheel.models.bundle import train_bundle
 from flywheel.models.contract import CONTENT_DENSE, USER_DENSE, USER_VECTOR
 from flywheel.models.dataset import prepare_window
-from flywheel.models.synthetic import make_world
 from flywheel.serving.features import StaticFeatures, UserFeatures
+from flywheel.simulator.frames import simulate_window
 
 TINY_TRAINING = TrainingConfig(
     retrieval=RetrievalConfig(epochs=2, history_length=10, batch_size=128, candidates=50),
@@ -24,13 +25,15 @@ TINY_TRAINING = TrainingConfig(
 def write_bundle(
     folder: Path, *, seed: int = 11, n_users: int = 80, n_items: int = 60, catalog_size: int = 0
 ) -> tuple[Path, pd.DataFrame]:
-    """Train a tiny bundle on a synthetic world and save it with its catalog; returns (folder, window).
+    """Train a tiny bundle on a simulated window and save it with its catalog; returns (folder, window).
 
     With ``catalog_size`` the catalog is grown to that many titles first (see :func:`grow_catalog`).
     """
-    world = make_world(n_users=n_users, n_items=n_items, new_item_share=0.15, seed=seed)
+    world = simulate_window(
+        SimulatorConfig(users=n_users, items=n_items, days=3, new_items_per_day=3, seed=seed, sessions_per_user_day=1.5)
+    )
     catalog = grow_catalog(world.catalog, catalog_size, seed=seed) if catalog_size else world.catalog
-    frame = prepare_window(world.impressions(400, seed=seed + 1), catalog, history_length=10)
+    frame = prepare_window(world.frame, catalog, history_length=10)
     config = TINY_TRAINING.model_copy(update={"seed": seed})
     bundle = train_bundle(frame, catalog, config)
     bundle.save(folder)

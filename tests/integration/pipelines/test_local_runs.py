@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import PromotionConfig, QualityConfig, RankerConfig, RetrievalConfig, TrainingConfig
-from flywheel.models.synthetic import make_world
+from flywheel.simulator.frames import simulate_window
 from pipelines.local import run_local
 
 pytestmark = pytest.mark.integration
@@ -24,11 +25,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("pipelines")
-    world = make_world(n_users=60, n_items=50, seed=5)
-    world.impressions(250, seed=6).to_parquet(root / "window.parquet")
-    world.impressions(250, seed=7).to_parquet(root / "fresh.parquet")
+    # a week simulated first, so that the 7-day features of both windows are full (comparable)
+    sim = SimulatorConfig(users=60, items=50, days=11, new_items_per_day=2, seed=5, sessions_per_user_day=3.0)
+    world = simulate_window(sim, first_day=7)
+    frame, half = world.frame, world.frame["event_timestamp"].quantile(0.5)
+    frame[frame["event_timestamp"] < half].to_parquet(root / "window.parquet")  # days 7-8
+    frame[frame["event_timestamp"] >= half].to_parquet(root / "fresh.parquet")  # days 9-10: a new window
     world.catalog.to_parquet(root / "catalog.parquet")
-    world.save_oracle(root / "oracle.npz")
+    world.save_ground_truth(root / "ground_truth")
     config = TrainingConfig(
         retrieval=RetrievalConfig(epochs=1, history_length=5),
         ranker=RankerConfig(epochs=1),
@@ -47,7 +51,7 @@ def _run(setup: dict, name: str, window: str, config: TrainingConfig, **extra: s
     args = {
         "window_uri": str(root / window),
         "catalog_uri": str(root / "catalog.parquet"),
-        "oracle_uri": str(root / "oracle.npz"),
+        "oracle_uri": str(root / "ground_truth"),
         "config_json": config.model_dump_json(),
         **extra,
     }

@@ -6,18 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
 from flywheel.evaluation.evaluate import evaluate, exposed_candidates, rank_flat
 from flywheel.evaluation.plots import write_plots
 from flywheel.models.bundle import train_bundle
 from flywheel.models.dataset import prepare_window, time_split
-from flywheel.models.synthetic import make_world
+from flywheel.simulator.frames import simulate_window
 
 
 @pytest.fixture(scope="module")
 def setup():
-    world = make_world(n_users=80, n_items=60, seed=21)
-    split = time_split(prepare_window(world.impressions(600, seed=22), world.catalog, history_length=10), 0.2)
+    world = simulate_window(
+        SimulatorConfig(users=80, items=60, days=4, new_items_per_day=5, seed=21, sessions_per_user_day=3.0)
+    )
+    split = time_split(prepare_window(world.frame, world.catalog, history_length=10), 0.2)
     config = TrainingConfig(
         retrieval=RetrievalConfig(epochs=3, history_length=10), ranker=RankerConfig(epochs=2), eval_k=(5, 10)
     )

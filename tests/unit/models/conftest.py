@@ -1,21 +1,24 @@
-"""A tiny simulated world shared by the model tests (known generative truth)."""
+"""A tiny simulated window shared by the model tests (the platform simulator, known generative truth)."""
 
 import pandas as pd
 import pytest
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
 from flywheel.models.dataset import TimeSplit, prepare_window, time_split
-from flywheel.models.synthetic import SyntheticWorld, make_world
+from flywheel.simulator.frames import SimulatedWindow, simulate_window
 
 
 @pytest.fixture(scope="session")
-def world() -> SyntheticWorld:
-    return make_world(n_users=80, n_items=60, new_item_share=0.15, seed=11)
+def world() -> SimulatedWindow:
+    return simulate_window(
+        SimulatorConfig(users=80, items=60, days=4, new_items_per_day=5, seed=11, sessions_per_user_day=3.0)
+    )
 
 
 @pytest.fixture(scope="session")
-def split(world: SyntheticWorld) -> TimeSplit:
-    frame = prepare_window(world.impressions(600, seed=12), world.catalog, history_length=10)
+def split(world: SimulatedWindow) -> TimeSplit:
+    frame = prepare_window(world.frame, world.catalog, history_length=10)
     return time_split(frame, 0.2)
 
 
@@ -29,5 +32,5 @@ def small_config() -> TrainingConfig:
 
 
 @pytest.fixture(scope="session")
-def catalog(world: SyntheticWorld) -> pd.DataFrame:
+def catalog(world: SimulatedWindow) -> pd.DataFrame:
     return world.catalog

@@ -5,12 +5,13 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import HEAD_NAMES, RankerConfig, TrainingConfig
 from flywheel.export.torchscript import export_bundle
 from flywheel.models.bundle import ModelBundle, fit_feature_spec, train_bundle
 from flywheel.models.encoding import encode_ranker
 from flywheel.models.ranker import combined_score, predict_heads, train_ranker
-from flywheel.models.synthetic import make_world
+from flywheel.simulator.frames import simulate_window
 
 
 def test_combined_score_is_the_configured_weighted_sum() -> None:
@@ -26,21 +27,22 @@ def test_unknown_head_weight_is_rejected() -> None:
 
 @pytest.fixture(scope="module")
 def position_bias_data() -> tuple:
-    """Slates ordered newest-first (with jitter): position correlates with recency, which has no
-    effect on the true click probability; examination falls as position ** -1.5."""
-    world = make_world(n_users=100, n_items=80, seed=3)
-    biased = world.impressions(1500, seed=4, order="recency", examination_power=1.5, personalization=0.5)
-    fair = world.impressions(300, seed=5, order="random", examination_power=0.0)
-    biased["history"] = [[]] * len(biased)
+    """Rows ordered newest-first (with jitter): position correlates with recency, which has no
+    effect on the true click probability; examination falls as (1 + position) ** -2. The fair
+    log shows uniform pools in random order to users who examine every slot."""
+    world = SimulatorConfig(users=100, items=80, days=6, new_items_per_day=4, seed=3, sessions_per_user_day=5.0)
+    biased = simulate_window(world.model_copy(update={"position_bias": 2.0, "row_decay": 1.0}), order="newest_first")
+    fair = simulate_window(world.model_copy(update={"position_bias": 0.0, "row_decay": 1.0}), order="random")
+    window, biased, fair = biased, biased.frame.assign(history=[[]] * len(biased.frame)), fair.frame
+    fair = fair[fair["event_timestamp"] >= fair["event_timestamp"].quantile(0.5)].head(3000).reset_index(drop=True)
     fair["history"] = [[]] * len(fair)
-    users, items = fair["user_id"].to_numpy(), fair["content_id"].to_numpy()
-    pair_truth = np.array([world.true_affinity(users[i : i + 1], items[i : i + 1])[0, 0] for i in range(len(fair))])
-    return world, biased, fair, pair_truth
+    truth = window.true_affinity(fair["user_id"].to_numpy(), fair["content_id"].to_numpy(), outer=False)
+    return window, biased, fair, truth
 
 
 def test_position_debiasing_matters_on_data_with_known_bias(position_bias_data) -> None:
     world, biased, fair, truth = position_bias_data
-    spec = fit_feature_spec(biased, world.catalog, TrainingConfig())
+    spec = fit_feature_spec(biased, world.catalog, TrainingConfig(id_embeddings="items"))
     result = {}
     for mode in ("none", "shallow_tower", "ipw"):
         model = train_ranker(
@@ -55,11 +57,12 @@ def test_position_debiasing_matters_on_data_with_known_bias(position_bias_data) 
             spearmanr(p, truth).statistic,
             spearmanr(p, -fair["content_release_recency_days"]).statistic,
         )
-    # the naive model learns "new items get clicked" (they were shown on top), the debiased ones do not
-    assert result["none"][1] > 0.5
+    # the naive model learns "new items get clicked" (they were shown on top); the debiased ones keep
+    # much less of it and rank the clicks users would make at equal examination better
+    assert result["none"][1] > 0.3, result
     for mode in ("shallow_tower", "ipw"):
-        assert result[mode][1] < 0.35, result
-        assert result[mode][0] > result["none"][0] + 0.1, result
+        assert result[mode][1] < 0.5 * result["none"][1], result
+        assert result[mode][0] > result["none"][0], result
 
 
 def test_bundle_round_trip_and_torchscript_export(tmp_path, split, catalog, small_config) -> None:

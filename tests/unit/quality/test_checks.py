@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import QualityConfig
-from flywheel.models.synthetic import make_world
 from flywheel.quality.checks import (
     check_duplicates,
     check_freshness,
@@ -15,11 +15,12 @@ from flywheel.quality.checks import (
     check_volume,
     run_quality_gate,
 )
+from flywheel.simulator.frames import simulate_window
 
 
 @pytest.fixture(scope="module")
 def window() -> pd.DataFrame:
-    return make_world(n_users=40, n_items=30, seed=1).impressions(150, seed=2)
+    return simulate_window(SimulatorConfig(users=40, items=30, days=2, seed=1)).frame
 
 
 def test_volume_against_history() -> None:

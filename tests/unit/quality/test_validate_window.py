@@ -4,16 +4,17 @@ from pathlib import Path
 
 import pytest
 
+from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import QualityConfig, TrainingConfig
-from flywheel.models.synthetic import make_world
 from flywheel.quality.gate import validate_window
+from flywheel.simulator.frames import simulate_window
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("window")
-    world = make_world(n_users=40, n_items=30, seed=1)
-    frame = world.impressions(150, seed=2)
+    world = simulate_window(SimulatorConfig(users=40, items=30, days=2, seed=1))
+    frame = world.frame
     frame.to_parquet(root / "window.parquet")
     frame.drop(columns=["content_avg_completion_rate"]).to_parquet(root / "missing.parquet")
     frame.iloc[:0].to_parquet(root / "empty.parquet")
