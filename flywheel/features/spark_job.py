@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,6 +86,33 @@ def spark_session(
         for key, value in LOCAL_SQL_SETTINGS.items():
             builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def stop_local_jvm() -> bool:
+    """Stop the JVM that pyspark started for this process once no session is running; True if stopped.
+
+    ``SparkSession.stop()`` leaves the driver JVM (about 600 MB, and its housekeeping threads) alive
+    until the Python process exits; a long process that ran its one batch job (the loop) ends it
+    here. The JVM exits when its stdin closes; a later session starts a new one.
+    """
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None or SparkContext._active_spark_context is not None:
+        return False
+    proc = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    if proc is not None:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return True
 
 
 def _genre_slots(genres: Column, vocab: f.GenreVocabulary) -> list[Column]:
