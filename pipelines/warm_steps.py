@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -80,6 +81,12 @@ def _run_in_child(request: dict[str, Any]) -> int:
         module = Path(request["folder"]) / "ephemeral_component.py"
         module.write_text(request["source"])
         sys.argv = [_EXECUTOR, "--component_module_path", str(module), *request["args"]]
+        # a fresh interpreter's root logger: a preloaded import (mlflow.pytorch) set one up at ERROR,
+        # which would swallow the executor's own INFO lines (its basicConfig adds nothing then)
+        root = logging.getLogger()
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        root.setLevel(logging.WARNING)
         from kfp.dsl.executor_main import executor_main
 
         executor_main()

@@ -81,6 +81,19 @@ def test_artifacts_pass_between_forked_tasks(server: StepServer) -> None:
     assert run.output == "WARM"
 
 
+def test_the_executor_logs_reach_the_run_log_even_when_a_preload_configured_logging() -> None:
+    # mlflow.pytorch sets the root logger up at ERROR when imported: the executor's INFO lines must still show
+    warm = StepServer(preload=("kfp.dsl.executor_main", "mlflow.pytorch"))
+    try:
+        logs = io.StringIO()
+        with warm_steps(warm), contextlib.redirect_stdout(logs):
+            task = _double(x=1)
+        assert task.output == 2
+        assert "Wrote executor output file" in logs.getvalue()
+    finally:
+        warm.close()
+
+
 def test_a_failing_task_fails_the_run_and_its_error_is_logged(server: StepServer) -> None:
     logs = io.StringIO()
     with warm_steps(server), contextlib.redirect_stdout(logs), pytest.raises(RuntimeError):
