@@ -116,7 +116,14 @@ def serve(preload: tuple[str, ...] = PRELOAD) -> None:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            os._exit(_run_in_child(request))
+            code = _run_in_child(request)
+            # as an interpreter's exit does: the atexit handlers run (MLflow flushes its async logging);
+            # the teardown of every loaded module is skipped (nothing to observe, up to a second with torch)
+            atexit._run_exitfuncs()
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
         _, status = os.waitpid(pid, 0)
         replies.write(f"{os.waitstatus_to_exitcode(status)}\n")
 
@@ -183,15 +190,17 @@ class StepServer:
 
 
 _server: StepServer | None = None
+_server_lock = threading.Lock()
 
 
 def step_server() -> StepServer:
     """The process's step server, started on first use (it warms while the caller works on)."""
     global _server
-    if _server is None or not _server.alive():
-        _server = StepServer()
-        atexit.register(_server.close)
-    return _server
+    with _server_lock:
+        if _server is None or not _server.alive():
+            _server = StepServer()
+            atexit.register(_server.close)
+        return _server
 
 
 @contextlib.contextmanager

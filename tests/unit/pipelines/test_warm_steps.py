@@ -45,6 +45,14 @@ def _fails() -> None:
     raise ValueError("the step broke on purpose")
 
 
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def _at_exit(marker: str) -> None:
+    import atexit
+    from pathlib import Path
+
+    atexit.register(Path(marker).write_text, "flushed at exit")
+
+
 @dsl.pipeline
 def _chain(text: str) -> str:
     written = _write(text=text)
@@ -92,6 +100,13 @@ def test_the_executor_logs_reach_the_run_log_even_when_a_preload_configured_logg
         assert "Wrote executor output file" in logs.getvalue()
     finally:
         warm.close()
+
+
+def test_a_task_runs_its_atexit_handlers_as_an_interpreter_would(server: StepServer, tmp_path: Path) -> None:
+    marker = tmp_path / "marker.txt"
+    with warm_steps(server), contextlib.redirect_stdout(io.StringIO()):
+        _at_exit(marker=str(marker))
+    assert marker.read_text() == "flushed at exit"
 
 
 def test_a_failing_task_fails_the_run_and_its_error_is_logged(server: StepServer) -> None:
