@@ -177,13 +177,16 @@ class Loop:
         from flywheel.events.validation import EventValidator, ValidationRules
         from flywheel.features.backfill import run_backfill
         from flywheel.features.freshness import newest_offline_row
+        from flywheel.features.spark_job import stop_local_jvm
         from flywheel.features.store import CONTENT_VIEW, USER_VIEW, apply_repo, materialize, offline_path, open_store
+        from pipelines.warm_steps import step_server
 
         cfg = self.config
         fcfg = features_config(cfg)
         online_until = datetime.fromtimestamp(self.shift_ms(start_ms) / 1000, UTC)
         story = "batch features (PySpark) -> Feast offline store -> online store; the labelled window, once"
         with self.stage("features", story) as rec:
+            step_server()  # the pipelines' step server imports its modules while the batch job runs
             rules = ValidationRules(
                 max_clock_skew_ms=int(cfg.validation.max_clock_skew_seconds * 1000),
                 max_watch_seconds=cfg.validation.max_watch_seconds,
@@ -193,6 +196,7 @@ class Loop:
                 summary = run_backfill(fcfg, log, cfg.event_log.topics.events, EventValidator(rules=rules))
             finally:
                 log.close()
+            stop_local_jvm()  # the loop's only Spark job is done: free the driver JVM
             newest = max(n for v in (USER_VIEW, CONTENT_VIEW) if (n := newest_offline_row(offline_path(fcfg, v))))
             store = open_store(fcfg)
             apply_repo(store, fcfg.repo_path)

@@ -1,5 +1,7 @@
 """Run a pipeline locally with kfp.local (SubprocessRunner, the current interpreter's packages).
 
+Each task is forked from a warm interpreter (:mod:`pipelines.warm_steps`) instead of starting one.
+
 kfp.local prints every task's streamed logs to stdout; here they go to a log file and each
 task start / finish is reported to a callback (the CLI turns it into progress lines).
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.compile import pipeline_function
+from pipelines.warm_steps import warm_steps
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
@@ -84,7 +87,7 @@ def run_local(
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         stream = _ProgressStream(log, on_event)
         try:
-            with contextlib.redirect_stdout(stream):
+            with contextlib.redirect_stdout(stream), warm_steps():
                 task = func(**arguments)
         except RuntimeError as exc:
             reason = _ANSI.sub("", str(exc))

@@ -21,9 +21,7 @@ def spark() -> Iterator[SparkSession]:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from flywheel.features.spark_job import spark_session
 
+    # a local session runs without whole-stage code generation and adaptive re-planning (spark_session)
     session = spark_session("local[2]", shuffle_partitions=2, app_name="flywheel-tests")
-    # tiny inputs: compiling whole-stage code and re-planning cost more than they save (measured 2x)
-    session.conf.set("spark.sql.codegen.wholeStage", "false")
-    session.conf.set("spark.sql.adaptive.enabled", "false")
     yield session
     session.stop()
