@@ -125,3 +125,36 @@ def catalog_release_ms(catalog: pd.DataFrame) -> np.ndarray:
     stamps = pd.to_datetime(catalog["release_ts"], utc=True)
     out = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(milliseconds=1)
     return out.to_numpy(dtype=float, na_value=np.nan)
+
+
+def top_titles(scores: np.ndarray, n: int) -> np.ndarray:
+    """A source's candidates: the catalog rows of its ``n`` highest finite ``scores`` ([N]), ties
+    broken by catalog order - the finite titles among the first ``n`` of
+    ``np.argsort(-scores, kind="stable")`` - in catalog order. A title is a candidate exactly when its
+    stable rank is below ``n`` (the ``source_*_in`` feature). One sort of the values, no index sort."""
+    if n <= 0 or not len(scores):
+        return np.zeros(0, dtype=np.int64)
+    if n >= len(scores):
+        return np.flatnonzero(np.isfinite(scores))
+    down = -scores
+    cut = np.sort(down)[n - 1]
+    ahead = np.flatnonzero(down < cut)
+    tied = np.flatnonzero(down == cut)[: n - len(ahead)]
+    rows = np.union1d(ahead, tied)
+    return rows[np.isfinite(scores[rows])]
+
+
+def stable_ranks(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The positions of ``rows`` in ``np.argsort(-scores, kind="stable")`` (``scores``: [N] floats),
+    counted without sorting indices: one sort of (value, catalog row) keys, one search per row."""
+    if scores.dtype != np.float32:  # the keys hold 32-bit values
+        order = np.argsort(-scores, kind="stable")
+        ranks = np.empty(len(scores), dtype=np.int64)
+        ranks[order] = np.arange(len(scores))
+        return ranks[rows]
+    down = -scores + np.float32(0.0)  # -0.0 and 0.0 sort as equals: one bit pattern for both
+    bits = down.view(np.uint32)
+    ordered = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000)).astype(np.uint64)
+    shift = np.uint64(max(1, (len(scores) - 1).bit_length()))
+    keys = (ordered << shift) | np.arange(len(scores), dtype=np.uint64)
+    return np.searchsorted(np.sort(keys), keys[rows]).astype(np.int64)
