@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,8 +37,6 @@ from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, SOURCES, USER_D
 from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_multi_hot
 from flywheel.models.ranker import combined_score
 from flywheel.models.sources import (
-    interaction_matrix,
-    item_to_item_scores,
     new_release_scores,
     recent_counts,
     release_age_days,
@@ -92,10 +90,22 @@ class RequestCandidates:
     query: UserQuery
     rows: np.ndarray
     """Candidate catalog rows, ascending (the batch path's order)."""
-    masked: dict[str, np.ndarray]
-    """Each source's scores of the whole catalog, -inf where excluded: [1, N] float32."""
+    scores: dict[str, np.ndarray]
+    """Each source's scores of the whole catalog: [1, N] float32."""
     excluded: np.ndarray
     """Excluded catalog rows (seen, and the caller's exclusions), unique."""
+    masked_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    """The sources' scores with -inf where excluded, as far as computed (see :meth:`masked`)."""
+
+    def masked(self, name: str) -> np.ndarray:
+        """A source's scores, -inf where excluded ([1, N], kept)."""
+        if name not in self.masked_scores:
+            values = self.scores[name]
+            if len(self.excluded):
+                values = values.copy()
+                values[0, self.excluded] = -np.inf
+            self.masked_scores[name] = values
+        return self.masked_scores[name]
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,9 @@ class RequestPath:
         self.head_weights = top_k.config.ranker
         self.spec_users = {u: i + 1 for i, u in enumerate(self.spec.users)}  # 0: unknown
         self.spec_devices = {d: i + 1 for i, d in enumerate(self.spec.devices)}
+        self.i2i_position = np.full(self.n_items, -1, dtype=np.int64)  # catalog row -> row of the EASE weights
+        if top_k.item_to_item is not None:
+            self.i2i_position[top_k.i2i_columns] = np.arange(len(top_k.i2i_columns))
         self._times: dict[int, _TimeSources] = {}
         self._lock = threading.Lock()
         self.time_sources(top_k.end_ms)  # the default request time, ready before the first request
@@ -260,32 +273,37 @@ class RequestPath:
         scores: dict[str, np.ndarray] = {}
         with torch.no_grad():
             user = top_k.retrieval.user_tower(*self._user_inputs(query))
-            scores["two_tower"] = top_k.index.scores(user).numpy()
-        if top_k.item_to_item is not None:
-            seen = query.seen_rows
-            history = interaction_matrix(np.zeros(len(seen), dtype=np.int64), seen, 1, self.n_items)
-            scores["item_to_item"] = item_to_item_scores(history, top_k.i2i_columns, top_k.i2i_weights)
-        else:
-            scores["item_to_item"] = np.full((1, self.n_items), -np.inf, dtype=np.float32)
+            index = top_k.index  # TopKIndex.scores, without its two temporary [1, N] arrays
+            two_tower = user @ index.embeddings.T
+            two_tower.div_(index.temperature)
+            two_tower.add_(index.bias.unsqueeze(0))
+            scores["two_tower"] = two_tower.numpy()
+        scores["item_to_item"] = self._item_to_item(query.seen_rows)
         timed = self.time_sources(query.as_of_ms)
         scores.update(timed.scores)
-        masked: dict[str, np.ndarray] = {}
+        request = RequestCandidates(query, np.zeros(0, dtype=np.int64), scores, excluded)
         tops = []
         for name in SOURCES:
-            if len(excluded):
-                masked[name] = scores[name].copy()
-                masked[name][0, excluded] = -np.inf
-            else:
-                masked[name] = scores[name]
             n = self.limits[name]
             if n == 0:
                 continue
             if name in timed.orders:
                 tops.append(self._top_in_order(timed.orders[name], scores[name][0], n, excluded))
             else:
-                tops.append(top_titles(masked[name][0], n))
+                tops.append(top_titles(request.masked(name)[0], n))
         rows = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
-        return RequestCandidates(query, rows, masked, excluded)
+        return replace(request, rows=rows)
+
+    def _item_to_item(self, seen_rows: np.ndarray) -> np.ndarray:
+        """:func:`~flywheel.models.sources.item_to_item_scores` of one user's history: the same sums,
+        row by row in catalog order from zero, without building the sparse matrices."""
+        if self.top_k.item_to_item is None:
+            return np.full((1, self.n_items), -np.inf, dtype=np.float32)
+        positions = self.i2i_position[np.unique(seen_rows)]
+        weights = self.top_k.i2i_weights[positions[positions >= 0]]
+        out = np.zeros((1, self.n_items), dtype=np.float32)
+        out[0, self.top_k.i2i_columns] = np.add.reduce(weights, axis=0, initial=np.float32(0.0))
+        return out
 
     # -- the ranker's rows -----------------------------------------------------------------------
 
@@ -295,7 +313,7 @@ class RequestPath:
         timed = self.time_sources(request.query.as_of_ms)
         out: dict[str, np.ndarray] = {}
         for name in SOURCES:
-            matrix = request.masked[name]
+            matrix = request.masked(name)
             finite = np.isfinite(matrix)
             safe = np.where(finite, matrix, np.nan)
             spread = np.where(finite.any(1, keepdims=True), safe, 0.0)
