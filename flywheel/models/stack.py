@@ -9,6 +9,11 @@ features. :class:`Recommender` holds what this needs, built once per model load 
 embeddings, the EASE weights, each user's history and latest features, the interactions behind
 the popularity counts); :meth:`Recommender.recommend` is the one top-K function - ``(user, k,
 exclusions) -> (items, scores)`` - that evaluation, the benchmark and the model server call.
+:meth:`Recommender.recommend_many` answers many queries at once ([U, N] matrices, frames);
+:meth:`Recommender.recommend` answers one through :class:`~flywheel.models.request_path.RequestPath`,
+which computes the same numbers without the batch's full-catalog work (a unit test pins them equal).
+A source proposes its first titles in its stable order (:func:`~flywheel.models.sources.top_titles`:
+ties broken by catalog order, as the ``source_*_in`` feature counts them).
 
 Training the ranker (:func:`train_stacked_ranker`) uses the same code: the window's training
 part is split again as the evaluation splits (:func:`~flywheel.models.dataset.split_window`);
