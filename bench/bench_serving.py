@@ -9,6 +9,8 @@ Three servers, started one after the other in the same run, on the same machine 
 * ``(c) triton``: ``flywheel serve --triton`` — the same path with the ranking on a local
   tritonserver (python backend running the exported TorchScript ranker).
 
+The requests go to the users of the bundle's training window in turn (history, exclusions of
+what they saw, item-to-item candidates), every fifth one to a user nobody knows (cold start).
 For each: p50 / p99 of ``--requests`` sequential requests from one client, and the throughput of
 ``--clients`` concurrent clients (threads, each its own keep-alive connection, JSON bodies) for
 ``--duration`` seconds. Prints the figures, the ratios (b)/(a) and (c)/(b), and the goals.

@@ -6,14 +6,14 @@ titles per source), the user and pair rows as frames, the ranker's inputs encode
 For one request that is almost all waste. :class:`RequestPath` computes the same numbers another
 way:
 
-* what depends only on the request's time (the popular-now and new-release scores, their stable
-  orders of the catalog, the titles' release recency) is computed
-  once per time and kept; what depends only on the catalog (the ranker's content ids, creators,
-  genres, the content snapshot) once per model load;
-* a source's candidates are its first titles in its stable order
-  (:func:`~flywheel.models.sources.top_titles`: one sort of the values, or the kept order of a
-  time-only source less the excluded titles), and only the candidates' ranks are counted (titles
-  ahead of them), not the whole catalog's indices sorted;
+* what depends only on the request's time (the popular-now and new-release scores, their
+  candidates when nothing is excluded, the titles' release recency) is computed once per time and
+  kept; what depends only on the catalog (the ranker's content ids, creators, genres, the content
+  snapshot, the item-to-item candidates of a user without history) once per model load;
+* a source's candidates are its ``n`` best titles, found without a partition of the catalog
+  unless titles tie at the cut, where NumPy's partition of the same scores picks them as in the
+  batch path (:func:`~flywheel.models.sources.partition_top`); only the candidates' ranks are
+  counted (titles ahead of them), not the whole catalog's indices sorted;
 * user, pair and ranker rows are numpy arrays built by the same arithmetic as the frames.
 
 The answers are identical (a unit test pins items and scores against the batch path, for known and
@@ -40,8 +40,8 @@ from flywheel.models.sources import (
     new_release_scores,
     recent_counts,
     release_age_days,
+    partition_top,
     stable_ranks,
-    top_titles,
 )
 
 if TYPE_CHECKING:
@@ -114,10 +114,10 @@ class _TimeSources:
 
     scores: dict[str, np.ndarray]
     """popular_now and new_releases: [1, N] float32."""
-    orders: dict[str, np.ndarray]
-    """Their stable descending orders of the whole catalog ([N])."""
+    tops: dict[str, np.ndarray]
+    """Their candidates when nothing is excluded."""
     ranks: dict[str, np.ndarray]
-    """Each title's place in those orders ([N])."""
+    """Each title's place in their stable orders ([N]; only for a ranker that reads the sources)."""
     recency: np.ndarray
     """Days from each title's release to the request time, as the pair rows compute it ([N] float64)."""
 
@@ -162,6 +162,9 @@ class RequestPath:
         self.i2i_position = np.full(self.n_items, -1, dtype=np.int64)  # catalog row -> row of the EASE weights
         if top_k.item_to_item is not None:
             self.i2i_position[top_k.i2i_columns] = np.arange(len(top_k.i2i_columns))
+        self.cold_item_to_item = None
+        if top_k.item_to_item is not None:
+            self.cold_item_to_item = partition_top(self._item_to_item(np.zeros(0, np.int64)), self.limits["item_to_item"])
         self._times: dict[int, _TimeSources] = {}
         self._lock = threading.Lock()
         self.time_sources(top_k.end_ms)  # the default request time, ready before the first request
@@ -230,11 +233,12 @@ class RequestPath:
             "popular_now": np.log1p(recent)[None, :],
             "new_releases": new_release_scores(ages, recent, cand.new_release_days)[None, :],
         }
-        orders = {name: np.argsort(-values[0], kind="stable") for name, values in scores.items()}
-        ranks = {name: np.empty(self.n_items, dtype=np.int64) for name in scores}
-        for name, order in orders.items():
-            ranks[name][order] = np.arange(self.n_items)
-        found = _TimeSources(scores, orders, ranks, self._recency(as_of_ms))
+        tops = {name: partition_top(values, self.limits[name]) for name, values in scores.items()}
+        ranks: dict[str, np.ndarray] = {}
+        for name, values in scores.items() if self.reads_sources else ():
+            ranks[name] = np.empty(self.n_items, dtype=np.int64)
+            ranks[name][np.argsort(-values[0], kind="stable")] = np.arange(self.n_items)
+        found = _TimeSources(scores, tops, ranks, self._recency(as_of_ms))
         with self._lock:
             if len(self._times) >= _TIMES_KEPT:
                 self._times.pop(next(iter(self._times)))
@@ -253,14 +257,6 @@ class RequestPath:
         return (delta / pd.Timedelta(days=1)).to_numpy(dtype=float)
 
     # -- candidates ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _top_in_order(order: np.ndarray, values: np.ndarray, n: int, excluded: np.ndarray) -> np.ndarray:
-        """:func:`~flywheel.models.sources.top_titles` of a source whose stable order is known: its
-        first ``n`` titles that are not excluded, finite ones, in catalog order."""
-        ahead = order[: n + len(excluded)]
-        top = ahead[~np.isin(ahead, excluded)][:n]
-        return np.sort(top[np.isfinite(values[top])])
 
     def candidates(self, query: UserQuery, exclude: Sequence[str] = ()) -> RequestCandidates:
         """Every source's scores for the request and the merged candidates, never an excluded title."""
@@ -282,15 +278,17 @@ class RequestPath:
         timed = self.time_sources(query.as_of_ms)
         scores.update(timed.scores)
         request = RequestCandidates(query, np.zeros(0, dtype=np.int64), scores, excluded)
+        kept = dict(timed.tops)
+        if not len(query.seen_rows) and self.cold_item_to_item is not None:
+            kept["item_to_item"] = self.cold_item_to_item  # no history: the scores are all zero
         tops = []
         for name in SOURCES:
-            n = self.limits[name]
-            if n == 0:
+            if self.limits[name] == 0:
                 continue
-            if name in timed.orders:
-                tops.append(self._top_in_order(timed.orders[name], scores[name][0], n, excluded))
+            if name in kept and not len(excluded):
+                tops.append(kept[name])
             else:
-                tops.append(top_titles(request.masked(name)[0], n))
+                tops.append(partition_top(request.masked(name), self.limits[name]))
         rows = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
         return replace(request, rows=rows)
 
@@ -321,7 +319,7 @@ class RequestPath:
             std = np.nanstd(spread, axis=1, keepdims=True)
             z = np.clip(np.nan_to_num((safe[:, rows] - mean) / np.where(std > 0, std, 1.0), nan=-5.0), -5.0, 10.0)
             ranks = timed.ranks.get(name)
-            if ranks is None:
+            if ranks is None:  # a source of the user's: count the titles ahead
                 rank = stable_ranks(matrix[0], rows)
             else:  # the excluded titles ahead of a candidate leave; the order of the others holds
                 ahead = np.sort(ranks[request.excluded])

@@ -172,3 +172,32 @@ def stable_ranks(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     shift = np.uint64(max(1, (len(scores) - 1).bit_length()))
     keys = (ordered << shift) | np.arange(len(scores), dtype=np.uint64)
     return np.searchsorted(np.sort(keys), keys[rows]).astype(np.int64)
+
+
+def partition_top(masked: np.ndarray, n: int) -> np.ndarray:
+    """A source's candidates as the batch top-K function picks them: the finite titles of
+    ``np.argpartition(-masked, min(n, N - 1), axis=1)[:, :n]`` for one query (``masked``: [1, N]).
+
+    Which titles come out is only NumPy's choice when titles tie at the cut (the n-th best equals
+    the next one); otherwise they are the ``n`` best, found here without the partition, which is
+    slow on arrays of many equal values (the zeros of a sparse source). Catalog order.
+    """
+    scores = masked[0]
+    if n <= 0 or not len(scores):
+        return np.zeros(0, dtype=np.int64)
+    if n >= len(scores):
+        return np.flatnonzero(np.isfinite(scores))
+    down = -scores
+    sample = down[:: _SAMPLE_STRIDE]
+    place = min(len(sample) - 1, 2 * (n + 1) // _SAMPLE_STRIDE + 2)
+    near = np.flatnonzero(down <= np.partition(sample, place)[place])
+    if len(near) <= n:  # NaN scores: the whole catalog
+        near = np.arange(len(down))
+    values = down[near]
+    last, after = np.partition(values, (n - 1, n))[[n - 1, n]]  # the n-th and (n + 1)-th best
+    if last < after or not np.isfinite(last):  # no tie at the cut (a tie of -inf is dropped anyway)
+        rows = near[values <= last]
+        return rows[np.isfinite(scores[rows])]
+    top = np.argpartition(-masked, n, axis=1)[0, :n]
+    return np.sort(top[np.isfinite(scores[top])])
+

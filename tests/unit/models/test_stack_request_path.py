@@ -8,7 +8,7 @@ import pytest
 
 from flywheel.models.bundle import ModelBundle, train_bundle
 from flywheel.models.encoding import encode_ranker
-from flywheel.models.sources import stable_ranks, top_titles
+from flywheel.models.sources import partition_top, stable_ranks, top_titles
 from flywheel.models.stack import Recommender
 from tests.support.recommender import grow_catalog
 
@@ -102,7 +102,7 @@ def _argsort_reference(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, kind="stable")
 
 
-def test_top_titles_and_stable_ranks_follow_the_stable_order() -> None:
+def test_the_sources_candidates_and_ranks_follow_the_batch_path() -> None:
     rng = np.random.default_rng(5)
     for trial in range(240):
         n_items = int(rng.integers(1, 300 if trial % 2 else 20_000))
@@ -118,6 +118,12 @@ def test_top_titles_and_stable_ranks_follow_the_stable_order() -> None:
         for n in (0, 1, int(rng.integers(1, n_items + 1)), n_items + 2):
             first = order[:n]
             np.testing.assert_array_equal(top_titles(scores, n), np.sort(first[np.isfinite(scores[first])]))
+            kth = min(n, n_items - 1)
+            if n:  # the batch path's partition, ties at the cut included
+                part = np.argpartition(-scores[None, :], kth, axis=1)[0, :n]
+                np.testing.assert_array_equal(
+                    partition_top(scores[None, :], n), np.sort(part[np.isfinite(scores[part])])
+                )
         rank = np.empty(n_items, dtype=np.int64)
         rank[order] = np.arange(n_items)
         rows = rng.integers(0, n_items, 12)
