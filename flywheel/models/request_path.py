@@ -38,9 +38,9 @@ from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_mu
 from flywheel.models.ranker import combined_score
 from flywheel.models.sources import (
     new_release_scores,
+    partition_top,
     recent_counts,
     release_age_days,
-    partition_top,
     stable_ranks,
 )
 
@@ -164,7 +164,8 @@ class RequestPath:
             self.i2i_position[top_k.i2i_columns] = np.arange(len(top_k.i2i_columns))
         self.cold_item_to_item = None
         if top_k.item_to_item is not None:
-            self.cold_item_to_item = partition_top(self._item_to_item(np.zeros(0, np.int64)), self.limits["item_to_item"])
+            nothing = self._item_to_item(np.zeros(0, dtype=np.int64))
+            self.cold_item_to_item = partition_top(nothing, self.limits["item_to_item"])
         self._times: dict[int, _TimeSources] = {}
         self._lock = threading.Lock()
         self.time_sources(top_k.end_ms)  # the default request time, ready before the first request

@@ -188,7 +188,7 @@ def partition_top(masked: np.ndarray, n: int) -> np.ndarray:
     if n >= len(scores):
         return np.flatnonzero(np.isfinite(scores))
     down = -scores
-    sample = down[:: _SAMPLE_STRIDE]
+    sample = down[::_SAMPLE_STRIDE]
     place = min(len(sample) - 1, 2 * (n + 1) // _SAMPLE_STRIDE + 2)
     near = np.flatnonzero(down <= np.partition(sample, place)[place])
     if len(near) <= n:  # NaN scores: the whole catalog
@@ -200,4 +200,3 @@ def partition_top(masked: np.ndarray, n: int) -> np.ndarray:
         return rows[np.isfinite(scores[rows])]
     top = np.argpartition(-masked, n, axis=1)[0, :n]
     return np.sort(top[np.isfinite(scores[top])])
-
