@@ -9,6 +9,8 @@ Three servers, started one after the other in the same run, on the same machine 
 * ``(c) triton``: ``flywheel serve --triton`` — the same path with the ranking on a local
   tritonserver (python backend running the exported TorchScript ranker).
 
+The requests go to the users of the bundle's training window in turn (history, exclusions of
+what they saw, item-to-item candidates), every fifth one to a user nobody knows (cold start).
 For each: p50 / p99 of ``--requests`` sequential requests from one client, and the throughput of
 ``--clients`` concurrent clients (threads, each its own keep-alive connection, JSON bodies) for
 ``--duration`` seconds. Prints the figures, the ratios (b)/(a) and (c)/(b), and the goals.
@@ -107,7 +109,8 @@ def body(user: str, k: int = 10) -> bytes:
     ).encode()
 
 
-BODIES = [body(f"u{i:04d}") for i in range(500)]
+BODIES: list[bytes] = []
+"""The requests, in turn: the users the model was trained on, every fifth one a user nobody knows."""
 HEADERS = {"Content-Type": "application/json"}
 
 
@@ -168,10 +171,22 @@ def stage_means(port: int) -> str:
     return "  ".join(f"{stage} {1000 * sums[stage] / counts[stage]:.1f} ms" for stage in sums if counts.get(stage))
 
 
-def build_bundle(folder: Path, catalog_size: int) -> Path:
+def build_bundle(folder: Path, catalog_size: int) -> tuple[Path, list[str]]:
+    """The bundle and the users of its training window."""
     from tests.support.recommender import write_bundle
 
-    return write_bundle(folder, catalog_size=catalog_size)[0]
+    bundle, window = write_bundle(folder, catalog_size=catalog_size)
+    return bundle, sorted(window["user_id"].astype(str).unique())
+
+
+def request_bodies(known: list[str]) -> list[bytes]:
+    """Known users with a new one after every four (cold start: no history, content-only candidates)."""
+    users: list[str] = []
+    for n, user in enumerate(known):
+        users.append(user)
+        if n % 4 == 3:
+            users.append(f"new-user-{n:04d}")
+    return [body(user) for user in users]
 
 
 def main() -> None:
@@ -187,7 +202,8 @@ def main() -> None:
         constant_server(args.constant_server)
         return
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    bundle = build_bundle(work / "bundle", args.catalog)
+    bundle, users = build_bundle(work / "bundle", args.catalog)
+    BODIES.extend(request_bodies(users))
     print(
         f"catalog {args.catalog} titles; {args.requests} sequential requests;"
         f" {args.clients} clients x {args.duration} s"

@@ -269,28 +269,51 @@ def _vectors(series: pd.Series, dim: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class RankerCatalog:
+    """The ranker's content-side inputs of every catalog title, in catalog order (encoded once)."""
+
+    content_idx: np.ndarray
+    """[N] content vocabulary ids (0: unknown)."""
+    creator_idx: np.ndarray
+    """[N] creator vocabulary ids (0: unknown)."""
+    genres: np.ndarray
+    """[N, len(spec.genres)] multi-hot genres (float32)."""
+
+
+def encode_ranker_catalog(catalog: pd.DataFrame, spec: FeatureSpec) -> RankerCatalog:
+    """The ranker's content ids, creators and genres of the catalog's titles (see :func:`encode_ranker`)."""
+    return RankerCatalog(
+        content_idx=_index(spec.contents, catalog["content_id"].astype(str)),
+        creator_idx=_index(spec.creators, catalog["creator_id"].astype(str)),
+        genres=genre_multi_hot(catalog["genres"], spec.genres),
+    )
+
+
 def encode_ranker(
     frame: pd.DataFrame, catalog: pd.DataFrame, spec: FeatureSpec, *, retrieval_score: bool = False
 ) -> dict[str, torch.Tensor]:
     """The ranker's inputs: sparse ids [B, 4] (user, content, creator, device), dense [B, D], history [B, L].
 
-    Creator and genres come from ``catalog`` (joined on content_id); unknown items get the
-    unknown creator and no genres. With ``retrieval_score`` the frame's ``retrieval_score``
-    column (the two-tower cosine) is the last dense column.
+    Creator and genres come from ``catalog`` (joined on content_id, see
+    :func:`encode_ranker_catalog`); unknown items get the unknown creator and no genres. With
+    ``retrieval_score`` the frame's ``retrieval_score`` column (the two-tower cosine) is the last
+    dense column.
 
     Raises:
         ValueError: ``retrieval_score`` is asked for and the frame lacks the column.
     """
     rows = pd.Index(catalog["content_id"].astype(str)).get_indexer(frame["content_id"].astype(str))
-    creators = catalog["creator_id"].astype(str).to_numpy(dtype=object)
-    creator = np.where(rows >= 0, creators[np.clip(rows, 0, None)], "")
-    hot_all = genre_multi_hot(catalog["genres"], spec.genres)
-    hot = np.where((rows >= 0)[:, None], hot_all[np.clip(rows, 0, None)], 0.0)
+    known = (rows >= 0)[:, None]
+    content = encode_ranker_catalog(catalog, spec)
+    unknown_creator = _index(spec.creators, np.asarray([""], dtype=object))[0]
+    creator = np.where(known[:, 0], content.creator_idx[np.clip(rows, 0, None)], unknown_creator)
+    hot = np.where(known, content.genres[np.clip(rows, 0, None)], 0.0)
     sparse = np.stack(
         [
             _index(spec.users, frame["user_id"].astype(str)),
             _index(spec.contents, frame["content_id"].astype(str)),
-            _index(spec.creators, creator),
+            creator,
             _index(spec.devices, frame["device_type"].astype(str)),
         ],
         axis=1,

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import sparse
 
 DAY_MS = 86_400_000
+_SAMPLE_STRIDE = 64
 
 
 def interaction_matrix(
@@ -125,3 +126,77 @@ def catalog_release_ms(catalog: pd.DataFrame) -> np.ndarray:
     stamps = pd.to_datetime(catalog["release_ts"], utc=True)
     out = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(milliseconds=1)
     return out.to_numpy(dtype=float, na_value=np.nan)
+
+
+def top_titles(scores: np.ndarray, n: int) -> np.ndarray:
+    """A source's candidates: the catalog rows of its ``n`` highest finite ``scores`` ([N]), ties
+    broken by catalog order - the finite titles among the first ``n`` of
+    ``np.argsort(-scores, kind="stable")`` - in catalog order. A title is a candidate exactly when its
+    stable rank is below ``n`` (the ``source_*_in`` feature). One sort of the values, no index sort."""
+    if n <= 0 or not len(scores):
+        return np.zeros(0, dtype=np.int64)
+    if n >= len(scores):
+        return np.flatnonzero(np.isfinite(scores))
+    down = -scores
+    # a bound that a few times n titles reach, from every 64th title; the cut is then the n-th
+    # smallest among the titles within the bound (all n best are there), or the bound itself
+    sample = down[::_SAMPLE_STRIDE]
+    place = min(len(sample) - 1, 2 * n // _SAMPLE_STRIDE + 2)
+    bound = np.partition(sample, place)[place]
+    near = np.flatnonzero(down <= bound)
+    if n <= len(near) <= len(down) // 8:
+        values = down[near]
+        cut = np.sort(values)[n - 1]
+        ahead = near[values < cut]
+        tied = near[values == cut][: n - len(ahead)]
+    else:  # the bound is a large tie (the zeros of a sparse source), or NaN scores: the whole catalog
+        below = down[down < bound]
+        cut = bound if n <= len(near) and len(below) < n else np.sort(down)[n - 1]
+        ahead = np.flatnonzero(down < cut)
+        tied = np.flatnonzero(down == cut)[: n - len(ahead)]
+    rows = np.union1d(ahead, tied)
+    return rows[np.isfinite(scores[rows])]
+
+
+def stable_ranks(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The positions of ``rows`` in ``np.argsort(-scores, kind="stable")`` (``scores``: [N] floats),
+    counted without sorting indices: one sort of (value, catalog row) keys, one search per row."""
+    if scores.dtype != np.float32:  # the keys hold 32-bit values
+        order = np.argsort(-scores, kind="stable")
+        ranks = np.empty(len(scores), dtype=np.int64)
+        ranks[order] = np.arange(len(scores))
+        return ranks[rows]
+    down = -scores + np.float32(0.0)  # -0.0 and 0.0 sort as equals: one bit pattern for both
+    bits = down.view(np.uint32)
+    ordered = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000)).astype(np.uint64)
+    shift = np.uint64(max(1, (len(scores) - 1).bit_length()))
+    keys = (ordered << shift) | np.arange(len(scores), dtype=np.uint64)
+    return np.searchsorted(np.sort(keys), keys[rows]).astype(np.int64)
+
+
+def partition_top(masked: np.ndarray, n: int) -> np.ndarray:
+    """A source's candidates as the batch top-K function picks them: the finite titles of
+    ``np.argpartition(-masked, min(n, N - 1), axis=1)[:, :n]`` for one query (``masked``: [1, N]).
+
+    Which titles come out is only NumPy's choice when titles tie at the cut (the n-th best equals
+    the next one); otherwise they are the ``n`` best, found here without the partition, which is
+    slow on arrays of many equal values (the zeros of a sparse source). Catalog order.
+    """
+    scores = masked[0]
+    if n <= 0 or not len(scores):
+        return np.zeros(0, dtype=np.int64)
+    if n >= len(scores):
+        return np.flatnonzero(np.isfinite(scores))
+    down = -scores
+    sample = down[::_SAMPLE_STRIDE]
+    place = min(len(sample) - 1, 2 * (n + 1) // _SAMPLE_STRIDE + 2)
+    near = np.flatnonzero(down <= np.partition(sample, place)[place])
+    if len(near) <= n:  # NaN scores: the whole catalog
+        near = np.arange(len(down))
+    values = down[near]
+    last, after = np.partition(values, (n - 1, n))[[n - 1, n]]  # the n-th and (n + 1)-th best
+    if last < after or not np.isfinite(last):  # no tie at the cut (a tie of -inf is dropped anyway)
+        rows = near[values <= last]
+        return rows[np.isfinite(scores[rows])]
+    top = np.argpartition(-masked, n, axis=1)[0, :n]
+    return np.sort(top[np.isfinite(scores[top])])

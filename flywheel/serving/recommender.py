@@ -2,9 +2,11 @@
 
 The candidates and the ranker's inputs come from the model version's one top-K function,
 :class:`flywheel.models.stack.Recommender` (built once per version at load: item embeddings, the
-item-to-item weights, the training state): its sources (two-tower, item-to-item, popular now, new
-releases) propose titles, and :meth:`~flywheel.models.stack.Recommender.pairs` builds the ranker
-rows (user, content, cross and source features). What serving adds around it:
+item-to-item weights, the training state), one request at a time through its
+:class:`~flywheel.models.request_path.RequestPath`: the sources (two-tower, item-to-item, popular
+now, new releases) propose titles, and the ranker's inputs (user, content, cross and source
+features) are built as the batch path builds them, without its full-catalog sorts and frames.
+What serving adds around it:
 
 * the user's features come from the feature platform's online store when it knows the user, and
   the candidates' content features too (fresher than the version's training snapshot);
@@ -20,7 +22,6 @@ function's (a unit test pins them).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -34,18 +35,14 @@ from opentelemetry import trace
 
 from flywheel.config.serving import RulesConfig
 from flywheel.models.bundle import ModelBundle
-from flywheel.models.contract import CONTENT_DENSE, USER_DENSE, USER_VECTOR
-from flywheel.models.encoding import encode_ranker
+from flywheel.models.request_path import UserQuery
 from flywheel.models.sources import release_age_days
 from flywheel.models.stack import Recommender as TopK
-from flywheel.models.stack import Scored
 from flywheel.serving.features import FeatureSource, UserFeatures
 from flywheel.serving.ranking import InProcessRanker, RankerBackend
 from flywheel.serving.rules import RuleLimits, apply_rules
 
 STAGES = ("features", "retrieval", "ranking", "rules")
-#: Content features the online store may refresh (the release recency is computed from the catalog).
-FRESH_CONTENT = tuple(name for name in CONTENT_DENSE if name != "content_release_recency_days")
 
 
 @dataclass
@@ -64,10 +61,9 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class Candidates:
-    """The ranker's view of one request: the rows and their encoded inputs."""
+    """The ranker's view of one request: the titles and their encoded inputs."""
 
     content_ids: np.ndarray
-    frame: pd.DataFrame
     inputs: tuple[np.ndarray, np.ndarray, np.ndarray]
     """(sparse ids, dense features, history ids) as the ranker (and Triton) reads them."""
 
@@ -94,6 +90,7 @@ class Recommender:
     ) -> None:
         self.bundle = bundle
         self.top_k = TopK(bundle, catalog=catalog)
+        self.path = self.top_k.request_path
         self.catalog = self.top_k.catalog
         self.features = features
         self.version = version
@@ -115,51 +112,17 @@ class Recommender:
 
     # -- the pieces --------------------------------------------------------------------------
 
-    def query(self, user_id: str, user: UserFeatures | None, as_of_ms: int) -> pd.DataFrame:
-        """The top-K function's query row, with the online store's user features when it knows the user."""
-        queries = self.top_k.queries([user_id], np.asarray([as_of_ms], dtype=np.int64))
+    def query(self, user_id: str, user: UserFeatures | None, as_of_ms: int | None = None) -> UserQuery:
+        """The top-K function's query, with the online store's user features when it knows the user."""
+        query = self.path.query(user_id, as_of_ms)
         if user is not None and user.known:
-            for name in USER_DENSE:
-                queries.loc[0, name] = float(user.dense.get(name, 0.0))
-            queries[USER_VECTOR] = [np.asarray(user.genre_affinity, dtype=float)]
-            queries.loc[0, "device_type"] = user.device_type
-        return queries
-
-    @staticmethod
-    def refresh_content(frame: pd.DataFrame, content: np.ndarray | None) -> None:
-        """Replace the snapshot's content features of ``frame`` where ``content`` (CONTENT_DENSE order,
-        one row per candidate, NaN where unknown) knows them."""
-        if content is None:
-            return
-        for j, name in enumerate(CONTENT_DENSE):
-            if name in FRESH_CONTENT:
-                known = ~np.isnan(content[:, j])
-                frame.loc[known, name] = content[known, j]
-
-    def pairs(self, queries: pd.DataFrame, scored: Scored, rows: np.ndarray) -> pd.DataFrame:
-        """The top-K function's ranker rows for one query's candidate ``rows``.
-
-        :meth:`flywheel.models.stack.Recommender.pairs` joins the catalog per call; it is called on a
-        shallow copy whose catalog holds only the candidates (same rows, without re-indexing 10^5 titles).
-        """
-        view = copy.copy(self.top_k)
-        view.catalog = self.catalog.iloc[np.unique(rows)]
-        return view.pairs(queries, scored, np.zeros(len(rows), dtype=np.int64), rows)
-
-    def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ranker's (sparse ids, dense features, history ids) of the rows, as the ranker and Triton read them."""
-        candidates = self.catalog.iloc[self.top_k.column.get_indexer(frame["content_id"].astype(str))]
-        x = encode_ranker(frame, candidates, self.bundle.spec, retrieval_score=self.bundle.ranker.use_retrieval_score)
-        return x["sparse"].numpy(), x["dense"].numpy(), x["history"].numpy()
+            query = query.with_features(user.dense, user.genre_affinity, user.device_type)
+        return query
 
     def candidates(self, user_id: str, exclude: Sequence[str] = (), *, as_of_ms: int | None = None) -> Candidates:
         """The merged candidates of the sources for a user (with the version's own features) and their inputs."""
-        as_of = self.top_k.end_ms if as_of_ms is None else int(as_of_ms)
-        queries = self.query(user_id, None, as_of)
-        scored = self.top_k.score(queries, np.asarray([as_of], dtype=np.int64), [list(exclude)])
-        _, rows = np.nonzero(scored.candidates)
-        frame = self.pairs(queries, scored, rows)
-        return Candidates(self.top_k.content_ids[rows], frame, self.encode(frame))
+        request = self.path.candidates(self.query(user_id, None, as_of_ms), exclude)
+        return Candidates(self.top_k.content_ids[request.rows], self.path.ranker_inputs(request))
 
     # -- the request path -------------------------------------------------------------------
 
@@ -192,10 +155,10 @@ class Recommender:
                     user = self.features.user(user_id)
                 except Exception:  # noqa: BLE001 - any store failure degrades, never fails the request
                     degraded.append("feature_store")
-                queries = self.query(user_id, user, as_of)
+                query = self.query(user_id, user, as_of)
             with self._stage("retrieval", timings) as span:
-                scored = self.top_k.score(queries, np.asarray([as_of], dtype=np.int64), [list(exclude)])
-                _, rows = np.nonzero(scored.candidates)
+                request = self.path.candidates(query, exclude)
+                rows = request.rows
                 ids = self.top_k.content_ids[rows]
                 span.set_attribute("retrieval.candidates", len(rows))
                 span.set_attribute("retrieval.catalog", len(self.top_k.content_ids))
@@ -206,10 +169,8 @@ class Recommender:
                         content = self.features.content(list(ids))
                     except Exception:  # noqa: BLE001
                         degraded.append("feature_store")
-                frame = self.pairs(queries, scored, rows)
-                self.refresh_content(frame, content)
             with self._stage("ranking", timings, **{"ranking.backend": self.ranker.name}) as span:
-                inputs = self.encode(frame)
+                inputs = self.path.ranker_inputs(request, content)
                 try:
                     scores = self.ranker.score(*inputs)
                 except Exception:  # noqa: BLE001 - an unreachable predictor degrades to in-process

@@ -1,0 +1,411 @@
+"""The top-K function for one request: the batch path's answer, without its full-catalog sorts.
+
+:meth:`flywheel.models.stack.Recommender.recommend_many` answers queries in batches with [U, N]
+matrices and DataFrames: every source's stable ordering of the whole catalog (an argsort of N
+titles per source), the user and pair rows as frames, the ranker's inputs encoded from them.
+For one request that is almost all waste. :class:`RequestPath` computes the same numbers another
+way:
+
+* what depends only on the request's time (the popular-now and new-release scores, their
+  candidates when nothing is excluded, the titles' release recency) is computed once per time and
+  kept; what depends only on the catalog (the ranker's content ids, creators, genres, the content
+  snapshot, the item-to-item candidates of a user without history) once per model load;
+* a source's candidates are its ``n`` best titles, found without a partition of the catalog
+  unless titles tie at the cut, where NumPy's partition of the same scores picks them as in the
+  batch path (:func:`~flywheel.models.sources.partition_top`); only the candidates' ranks are
+  counted (titles ahead of them), not the whole catalog's indices sorted;
+* user, pair and ranker rows are numpy arrays built by the same arithmetic as the frames.
+
+The answers are identical (a unit test pins items and scores against the batch path, for known and
+new users, with exclusions and ties), so evaluation, the benchmarks and serving share one top-K
+function; :meth:`~flywheel.models.stack.Recommender.recommend` answers through this path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from flywheel.config.features import DEFAULT_GENRES
+from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, SOURCES, USER_DENSE, USER_VECTOR
+from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_multi_hot
+from flywheel.models.ranker import combined_score
+from flywheel.models.sources import (
+    new_release_scores,
+    partition_top,
+    recent_counts,
+    release_age_days,
+    stable_ranks,
+)
+
+if TYPE_CHECKING:
+    from flywheel.models.stack import Recommender
+
+#: Request times whose time-only sources are kept (the default request time is one of them).
+_TIMES_KEPT = 8
+_RECENCY = "content_release_recency_days"
+_OVERLAP = CROSS_DENSE[0]
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    """One request's user side, as the batch path's query row holds it."""
+
+    user_id: str
+    as_of_ms: int
+    dense: np.ndarray
+    """USER_DENSE values (float64)."""
+    vector: np.ndarray
+    """The genre affinity vector (float64)."""
+    device_type: str
+    history_rows: np.ndarray
+    """Catalog rows of the latest interests before ``as_of``, most recent first."""
+    seen_rows: np.ndarray
+    """Catalog rows of every interest before ``as_of`` (the training interactions)."""
+
+    def with_features(self, dense: Mapping[str, float], vector: Sequence[float], device_type: str) -> UserQuery:
+        """The query with other user features (e.g. the online store's), same history."""
+        values = np.asarray([float(dense.get(name, 0.0)) for name in USER_DENSE], dtype=float)
+        return UserQuery(
+            self.user_id,
+            self.as_of_ms,
+            values,
+            np.asarray(vector, dtype=float),
+            device_type,
+            self.history_rows,
+            self.seen_rows,
+        )
+
+
+@dataclass(frozen=True)
+class RequestCandidates:
+    """The merged candidates of one request and what their ranker rows are built from."""
+
+    query: UserQuery
+    rows: np.ndarray
+    """Candidate catalog rows, ascending (the batch path's order)."""
+    scores: dict[str, np.ndarray]
+    """Each source's scores of the whole catalog: [1, N] float32."""
+    excluded: np.ndarray
+    """Excluded catalog rows (seen, and the caller's exclusions), unique."""
+    masked_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    """The sources' scores with -inf where excluded, as far as computed (see :meth:`masked`)."""
+
+    def masked(self, name: str) -> np.ndarray:
+        """A source's scores, -inf where excluded ([1, N], kept)."""
+        if name not in self.masked_scores:
+            values = self.scores[name]
+            if len(self.excluded):
+                values = values.copy()
+                values[0, self.excluded] = -np.inf
+            self.masked_scores[name] = values
+        return self.masked_scores[name]
+
+
+@dataclass(frozen=True)
+class _TimeSources:
+    """What depends only on the request time."""
+
+    scores: dict[str, np.ndarray]
+    """popular_now and new_releases: [1, N] float32."""
+    tops: dict[str, np.ndarray]
+    """Their candidates when nothing is excluded."""
+    ranks: dict[str, np.ndarray]
+    """Each title's place in their stable orders ([N]; only for a ranker that reads the sources)."""
+    recency: np.ndarray
+    """Days from each title's release to the request time, as the pair rows compute it ([N] float64)."""
+
+
+def _zero_nan(values: np.ndarray) -> np.ndarray:
+    """NaN -> 0.0, other values (infinities too) kept: pandas' ``fillna(0.0)``."""
+    return np.where(np.isnan(values), 0.0, values)
+
+
+class RequestPath:
+    """One request at a time through the top-K function of ``top_k`` (see the module docstring)."""
+
+    def __init__(self, top_k: Recommender) -> None:
+        self.top_k = top_k
+        self.spec = top_k.spec
+        self.n_items = len(top_k.content_ids)
+        self.limits = {name: int(getattr(top_k.config.candidates, name)) for name in SOURCES}
+        self.reads_sources = top_k.reads_sources or top_k.ranker is None
+        if top_k.ranker is not None and top_k.ranker.use_retrieval_score:
+            raise ValueError("the ranker reads the two-tower score: the top-K function builds no retrieval_score")
+        # the user side, by user (the batch path's query rows: latest features, defaults filled)
+        users = top_k.user_rows
+        self.user_pos = {str(u): i for i, u in enumerate(users.index)}
+        self.user_dense = np.zeros((len(users), len(USER_DENSE)))
+        for j, name in enumerate(USER_DENSE):
+            if name in users.columns:
+                self.user_dense[:, j] = _zero_nan(users[name].to_numpy(dtype=float))
+        devices = users["device_type"] if "device_type" in users.columns else pd.Series(np.nan, index=users.index)
+        self.user_device = devices.fillna("other").astype(str).to_numpy(dtype=object)
+        self.user_vectors = users[USER_VECTOR].to_numpy(dtype=object) if USER_VECTOR in users.columns else None
+        # the catalog side, by catalog row
+        self.catalog_inputs = encode_ranker_catalog(top_k.catalog, self.spec)
+        snapshot = top_k.snapshot.reindex(top_k.content_ids)
+        self.content_dense = _zero_nan(
+            np.stack([snapshot[name].to_numpy(dtype=float) for name in CONTENT_DENSE], axis=1)
+        )
+        genres = top_k.catalog["genres"].apply(lambda g: list(g) if isinstance(g, list | tuple | np.ndarray) else [])
+        self.overlap_genres = genre_multi_hot(genres, DEFAULT_GENRES)
+        self.head_weights = top_k.config.ranker
+        self.spec_users = {u: i + 1 for i, u in enumerate(self.spec.users)}  # 0: unknown
+        self.spec_devices = {d: i + 1 for i, d in enumerate(self.spec.devices)}
+        self.i2i_position = np.full(self.n_items, -1, dtype=np.int64)  # catalog row -> row of the EASE weights
+        if top_k.item_to_item is not None:
+            self.i2i_position[top_k.i2i_columns] = np.arange(len(top_k.i2i_columns))
+        self.cold_item_to_item = None
+        if top_k.item_to_item is not None:
+            nothing = self._item_to_item(np.zeros(0, dtype=np.int64))
+            self.cold_item_to_item = partition_top(nothing, self.limits["item_to_item"])
+        self._times: dict[int, _TimeSources] = {}
+        self._lock = threading.Lock()
+        self.time_sources(top_k.end_ms)  # the default request time, ready before the first request
+
+    # -- the request's user ---------------------------------------------------------------------
+
+    def query(self, user_id: str, as_of_ms: int | None = None) -> UserQuery:
+        """The user's latest known features (defaults for a new user) and interests before ``as_of``."""
+        user = str(user_id)
+        as_of = self.top_k.end_ms if as_of_ms is None else int(as_of_ms)
+        pos = self.user_pos.get(user)
+        dense = np.zeros(len(USER_DENSE)) if pos is None else self.user_dense[pos].copy()
+        device = "other" if pos is None else str(self.user_device[pos])
+        raw = None if pos is None or self.user_vectors is None else self.user_vectors[pos]
+        vector = np.asarray(raw if isinstance(raw, list | np.ndarray) else np.zeros(self.spec.user_vector_dim))
+        empty = np.zeros(0, dtype=np.int64)
+        times, rows = self.top_k.histories.get(user, (empty, empty))
+        end = int(np.searchsorted(times, as_of, side="left"))
+        history = rows[max(0, end - self.spec.history_length) : end][::-1]
+        return UserQuery(
+            user, as_of, np.asarray(dense, dtype=float), np.asarray(vector, dtype=float), device, history, rows[:end]
+        )
+
+    def _user_inputs(self, query: UserQuery) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The user tower's inputs, as :func:`flywheel.models.encoding.encode_users` builds them."""
+        spec = self.spec
+        raw = np.array(query.dense, dtype=float)[None, :]
+        for j, name in enumerate(USER_DENSE):
+            if name in LOG_SCALED:
+                raw[:, j] = np.log1p(np.clip(raw[:, j], 0, None))
+        raw = np.nan_to_num(raw, nan=0.0)
+        n_user = len(USER_DENSE)
+        scaled = (raw - np.asarray(spec.dense_mean[:n_user])) / np.asarray(spec.dense_std[:n_user])
+        dense = np.hstack([scaled, self._vector32(query.vector)[None, :]]).astype(np.float32)
+        user_idx = np.asarray([self._user_index(query.user_id)], dtype=np.int64)
+        return torch.from_numpy(user_idx), torch.from_numpy(dense), torch.from_numpy(self._history_ids(query)[None, :])
+
+    def _user_index(self, user_id: str) -> int:
+        return self.spec_users.get(user_id, 0)
+
+    def _vector32(self, vector: np.ndarray) -> np.ndarray:
+        dim = self.spec.user_vector_dim
+        out = np.zeros(dim, dtype=np.float32)
+        values = np.asarray(vector, dtype=np.float32)[:dim]
+        out[: len(values)] = values
+        return out
+
+    def _history_ids(self, query: UserQuery) -> np.ndarray:
+        out = np.zeros(self.spec.history_length, dtype=np.int64)
+        ids = self.catalog_inputs.content_idx[query.history_rows[: self.spec.history_length]]
+        out[: len(ids)] = ids
+        return out
+
+    # -- what depends only on the time -----------------------------------------------------------
+
+    def time_sources(self, as_of_ms: int) -> _TimeSources:
+        """The popular-now and new-release scores at ``as_of_ms`` and what follows from them (kept)."""
+        with self._lock:
+            found = self._times.get(as_of_ms)
+        if found is not None:
+            return found
+        top_k, cand = self.top_k, self.top_k.config.candidates
+        recent = recent_counts(top_k.times, top_k.rows, self.n_items, as_of_ms, cand.popular_days)
+        ages = release_age_days(top_k.release_ms, as_of_ms)
+        scores = {
+            "popular_now": np.log1p(recent)[None, :],
+            "new_releases": new_release_scores(ages, recent, cand.new_release_days)[None, :],
+        }
+        tops = {name: partition_top(values, self.limits[name]) for name, values in scores.items()}
+        ranks: dict[str, np.ndarray] = {}
+        for name, values in scores.items() if self.reads_sources else ():
+            ranks[name] = np.empty(self.n_items, dtype=np.int64)
+            ranks[name][np.argsort(-values[0], kind="stable")] = np.arange(self.n_items)
+        found = _TimeSources(scores, tops, ranks, self._recency(as_of_ms))
+        with self._lock:
+            if len(self._times) >= _TIMES_KEPT:
+                self._times.pop(next(iter(self._times)))
+            self._times[as_of_ms] = found
+        return found
+
+    def _recency(self, as_of_ms: int) -> np.ndarray:
+        """Days from release to ``as_of_ms`` per title, by the pair rows' own expression
+        (:func:`flywheel.models.dataset.pair_rows`) on a query row stamped as the batch path stamps it."""
+        stamp = pd.DataFrame(
+            {"event_timestamp": pd.to_datetime(np.asarray([as_of_ms], dtype=np.int64), unit="ms", utc=True)}
+        )
+        when = stamp["event_timestamp"].to_numpy()[np.zeros(self.n_items, dtype=np.int64)]
+        released = pd.to_datetime(self.top_k.catalog["release_ts"], utc=True).to_numpy()
+        delta = pd.to_datetime(when, utc=True) - pd.to_datetime(released, utc=True)
+        return (delta / pd.Timedelta(days=1)).to_numpy(dtype=float)
+
+    # -- candidates ------------------------------------------------------------------------------
+
+    def candidates(self, query: UserQuery, exclude: Sequence[str] = ()) -> RequestCandidates:
+        """Every source's scores for the request and the merged candidates, never an excluded title."""
+        top_k = self.top_k
+        parts = [query.seen_rows] if top_k.config.evaluation.exclude_seen else []
+        if len(exclude):
+            cols = top_k.column.get_indexer(np.asarray(list(exclude), dtype=object))
+            parts.append(cols[cols >= 0])
+        excluded = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        scores: dict[str, np.ndarray] = {}
+        with torch.no_grad():
+            user = top_k.retrieval.user_tower(*self._user_inputs(query))
+            index = top_k.index  # TopKIndex.scores, without its two temporary [1, N] arrays
+            two_tower = user @ index.embeddings.T
+            two_tower.div_(index.temperature)
+            two_tower.add_(index.bias.unsqueeze(0))
+            scores["two_tower"] = two_tower.numpy()
+        scores["item_to_item"] = self._item_to_item(query.seen_rows)
+        timed = self.time_sources(query.as_of_ms)
+        scores.update(timed.scores)
+        request = RequestCandidates(query, np.zeros(0, dtype=np.int64), scores, excluded)
+        kept = dict(timed.tops)
+        if not len(query.seen_rows) and self.cold_item_to_item is not None:
+            kept["item_to_item"] = self.cold_item_to_item  # no history: the scores are all zero
+        tops = []
+        for name in SOURCES:
+            if self.limits[name] == 0:
+                continue
+            if name in kept and not len(excluded):
+                tops.append(kept[name])
+            else:
+                tops.append(partition_top(request.masked(name), self.limits[name]))
+        rows = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
+        return replace(request, rows=rows)
+
+    def _item_to_item(self, seen_rows: np.ndarray) -> np.ndarray:
+        """:func:`~flywheel.models.sources.item_to_item_scores` of one user's history: the same sums,
+        row by row in catalog order from zero, without building the sparse matrices."""
+        if self.top_k.item_to_item is None:
+            return np.full((1, self.n_items), -np.inf, dtype=np.float32)
+        positions = self.i2i_position[np.unique(seen_rows)]
+        weights = self.top_k.i2i_weights[positions[positions >= 0]]
+        out = np.zeros((1, self.n_items), dtype=np.float32)
+        out[0, self.top_k.i2i_columns] = np.add.reduce(weights, axis=0, initial=np.float32(0.0))
+        return out
+
+    # -- the ranker's rows -----------------------------------------------------------------------
+
+    def source_features(self, request: RequestCandidates) -> dict[str, np.ndarray]:
+        """The SOURCE_DENSE features of the candidates, as :meth:`Recommender.features` computes them."""
+        rows = request.rows
+        timed = self.time_sources(request.query.as_of_ms)
+        out: dict[str, np.ndarray] = {}
+        for name in SOURCES:
+            matrix = request.masked(name)
+            finite = np.isfinite(matrix)
+            safe = np.where(finite, matrix, np.nan)
+            spread = np.where(finite.any(1, keepdims=True), safe, 0.0)
+            mean = np.nanmean(spread, axis=1, keepdims=True)
+            std = np.nanstd(spread, axis=1, keepdims=True)
+            z = np.clip(np.nan_to_num((safe[:, rows] - mean) / np.where(std > 0, std, 1.0), nan=-5.0), -5.0, 10.0)
+            ranks = timed.ranks.get(name)
+            if ranks is None:  # a source of the user's: count the titles ahead
+                rank = stable_ranks(matrix[0], rows)
+            else:  # the excluded titles ahead of a candidate leave; the order of the others holds
+                ahead = np.sort(ranks[request.excluded])
+                rank = ranks[rows] - np.searchsorted(ahead, ranks[rows])
+            r = rank.astype(np.float32)
+            ok = finite[0, rows]
+            out[f"source_{name}_rank"] = np.where(ok, 1.0 / np.log2(2.0 + r), 0.0)
+            out[f"source_{name}_z"] = z[0]
+            out[f"source_{name}_in"] = (ok & (r < self.limits[name])).astype(np.float32)
+        return out
+
+    def ranker_inputs(
+        self, request: RequestCandidates, content: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ranker's (sparse ids, dense features, history ids) of the candidates, as
+        :func:`~flywheel.models.encoding.encode_ranker` encodes the batch path's pair rows.
+
+        Args:
+            request: The candidates.
+            content: Fresher content features (CONTENT_DENSE order, one row per candidate, NaN where
+                unknown) to use instead of the snapshot's; the release recency is always computed.
+        """
+        spec, query, rows = self.spec, request.query, request.rows
+        n = len(rows)
+        columns: dict[str, np.ndarray] = {name: np.full(n, query.dense[j]) for j, name in enumerate(USER_DENSE)}
+        snapshot = self.content_dense[rows]
+        for j, name in enumerate(CONTENT_DENSE):
+            columns[name] = snapshot[:, j]
+            if content is not None and name != _RECENCY:
+                known = ~np.isnan(content[:, j])
+                columns[name] = np.where(known, content[:, j], snapshot[:, j])
+        columns[_RECENCY] = self.time_sources(query.as_of_ms).recency[rows]
+        columns[_OVERLAP] = self._genre_overlap(query.vector, rows)
+        if self.reads_sources:
+            columns.update(self.source_features(request))
+        raw_columns = []
+        for name in spec.dense_names:
+            if name not in columns:
+                if name.startswith("source_"):  # a ranker that does not read the sources: zeros
+                    raw_columns.append(np.zeros(n))
+                    continue
+                raise ValueError(f"the ranker reads {name!r}, which the top-K function does not build")
+            x = np.asarray(columns[name], dtype=float)
+            raw_columns.append(np.log1p(np.clip(x, 0, None)) if name in LOG_SCALED else x)
+        raw = np.nan_to_num(np.stack(raw_columns, axis=1), nan=0.0) if raw_columns else np.zeros((n, 0))
+        dense = (raw - np.asarray(spec.dense_mean)) / np.asarray(spec.dense_std)
+        vector = np.broadcast_to(self._vector32(query.vector), (n, spec.user_vector_dim))
+        features = np.hstack([dense, vector, self.catalog_inputs.genres[rows]]).astype(np.float32)
+        sparse = np.empty((n, 4), dtype=np.int64)
+        sparse[:, 0] = self._user_index(query.user_id)
+        sparse[:, 1] = self.catalog_inputs.content_idx[rows]
+        sparse[:, 2] = self.catalog_inputs.creator_idx[rows]
+        sparse[:, 3] = self.spec_devices.get(query.device_type, 0)
+        history = np.broadcast_to(self._history_ids(query), (n, spec.history_length)).copy()
+        return sparse, features, history
+
+    def _genre_overlap(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """:func:`flywheel.models.dataset.genre_overlap` of the user's vector with each candidate."""
+        vectors = np.tile(np.asarray(vector, dtype=float), (len(rows), 1))
+        hot = self.overlap_genres[rows]
+        hot = np.hstack([hot, np.zeros((len(hot), max(0, vectors.shape[1] - hot.shape[1])))])
+        hot = hot[:, : vectors.shape[1]]
+        num = (vectors * hot).sum(1)
+        return num / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(hot, axis=1) + 1e-9)
+
+    # -- the answer ------------------------------------------------------------------------------
+
+    def rank_scores(self, request: RequestCandidates, inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """The ranker's weighted head score of each candidate (the two-tower z when there is no ranker)."""
+        ranker = self.top_k.ranker
+        if ranker is None:
+            return np.asarray(self.source_features(request)["source_two_tower_z"], dtype=float)
+        sparse, dense, history = (torch.from_numpy(x) for x in inputs)
+        with torch.no_grad():
+            probs = torch.sigmoid(ranker(sparse, dense, history, None)).numpy()
+        return combined_score(probs, self.head_weights)
+
+    def recommend(
+        self, user_id: str, k: int, exclude: Sequence[str] = (), *, as_of_ms: int | None = None
+    ) -> tuple[list[str], list[float]]:
+        """The top-``k`` titles and their ranker scores (see :meth:`Recommender.recommend`)."""
+        request = self.candidates(self.query(user_id, as_of_ms), exclude)
+        if not len(request.rows):
+            return [], []
+        score = self.rank_scores(request, self.ranker_inputs(request))
+        order = np.argsort(-score, kind="stable")[:k]
+        ids = self.top_k.content_ids[request.rows[order]]
+        return [str(c) for c in ids], [float(s) for s in np.asarray(score[order], dtype=float)]

@@ -1,0 +1,131 @@
+"""The one-request path of the top-K function gives the batch path's answer, number for number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel.models.bundle import ModelBundle, train_bundle
+from flywheel.models.encoding import encode_ranker
+from flywheel.models.sources import partition_top, stable_ranks, top_titles
+from flywheel.models.stack import Recommender
+from tests.support.recommender import grow_catalog
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, split, catalog, small_config) -> ModelBundle:
+    folder = train_bundle(split.train, catalog, small_config).save(tmp_path_factory.mktemp("bundle"))
+    return ModelBundle.load(folder)
+
+
+@pytest.fixture(scope="module")
+def copies(catalog) -> pd.DataFrame:
+    """The catalog grown with copies of its titles: equal scores in every source (ties)."""
+    return grow_catalog(catalog, 3 * len(catalog), seed=3)
+
+
+def _batch(recommender: Recommender, user: str, k: int, exclude: list[str], as_of_ms: int | None = None):
+    """The batch path's answer to one query (recommend_many, as evaluation calls it)."""
+    times = None if as_of_ms is None else np.asarray([as_of_ms], dtype=np.int64)
+    ids, scores, _ = recommender.recommend_many([user], k, [exclude], as_of_ms=times)
+    keep = [i for i, c in enumerate(ids[0]) if c is not None]
+    return [str(ids[0][i]) for i in keep], [float(scores[0][i]) for i in keep]
+
+
+def _users(split) -> list[str]:
+    train = split.train
+    busiest = train.groupby("user_id").size().sort_values(ascending=False).index
+    return [str(u) for u in busiest[:3]] + [str(busiest[-1]), "a-user-nobody-knows"]
+
+
+def _assert_same_answers(recommender: Recommender, split, k: int = 10) -> None:
+    train = split.train
+    for user in _users(split):
+        mine = train.loc[train["user_id"].astype(str) == user, "content_id"].astype(str)
+        first, _ = recommender.recommend(user, k)
+        exclusions = ([], first[:3] + list(mine[:2]) + ["not-in-the-catalog"])
+        for exclude in exclusions:
+            items, scores = recommender.recommend(user, k, exclude)
+            assert (items, scores) == _batch(recommender, user, k, exclude), (user, exclude)
+            assert not set(items) & set(exclude)
+    later = int(recommender.end_ms + 3 * 86_400_000)  # another request time: its own popular-now and releases
+    user = _users(split)[0]
+    assert recommender.recommend(user, k, as_of_ms=later) == _batch(recommender, user, k, [], later)
+
+
+def test_the_request_path_gives_the_batch_answer(bundle, split, catalog) -> None:
+    recommender = Recommender(bundle, catalog=catalog, train=split.train)
+    _assert_same_answers(recommender, split)
+    items, _ = recommender.recommend("a-user-nobody-knows", 5)
+    assert len(items) == 5  # a cold start gets recommendations
+
+
+def test_ties_fall_the_same_way_as_in_the_batch_path(bundle, split, copies) -> None:
+    recommender = Recommender(bundle, catalog=copies, train=split.train)
+    request = recommender.request_path.candidates(recommender.request_path.query(_users(split)[0]), [])
+    tied = request.scores["two_tower"][0, request.rows]
+    assert len(np.unique(tied)) < len(tied)  # the copies score alike: the candidates hold ties
+    _assert_same_answers(recommender, split, k=30)
+
+
+def test_a_ranker_reading_the_sources_gets_the_batch_inputs(bundle, split, copies) -> None:
+    """An imported window (clicks only): the ranker reads every source's rank, z-score and membership."""
+    clicks = split.train[split.train["click"] > 0]
+    recommender = Recommender(bundle, catalog=copies, train=clicks)
+    assert recommender.reads_sources
+    _assert_same_answers(recommender, split)
+    path = recommender.request_path
+    for user in _users(split):
+        exclude = [str(c) for c in copies["content_id"].iloc[[1, 7, 100]]]
+        times = np.asarray([recommender.end_ms], dtype=np.int64)
+        queries = recommender.queries([user], times)
+        scored = recommender.score(queries, times, [exclude])
+        _, rows = np.nonzero(scored.candidates)
+        frame = recommender.pairs(queries, scored, np.zeros(len(rows), dtype=np.int64), rows)
+        expected = encode_ranker(frame, recommender.catalog, recommender.spec)
+        request = path.candidates(path.query(user), exclude)
+        np.testing.assert_array_equal(request.rows, rows)
+        for got, name in zip(path.ranker_inputs(request), ("sparse", "dense", "history"), strict=True):
+            np.testing.assert_array_equal(got, expected[name].numpy(), err_msg=name)
+        features = recommender.features(scored, np.zeros(len(rows), dtype=np.int64), rows)
+        for name, values in path.source_features(request).items():
+            np.testing.assert_array_equal(values, features[name].to_numpy(), err_msg=name)
+
+
+def test_without_a_ranker_the_two_tower_z_orders_the_candidates(bundle, split, catalog) -> None:
+    recommender = Recommender(bundle, catalog=catalog, train=split.train, ranked=False)
+    _assert_same_answers(recommender, split)
+
+
+def _argsort_reference(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(-scores, kind="stable")
+
+
+def test_the_sources_candidates_and_ranks_follow_the_batch_path() -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(240):
+        n_items = int(rng.integers(1, 300 if trial % 2 else 20_000))
+        if trial % 3 == 0:  # a sparse source: zeros but for a few titles
+            scores = np.zeros(n_items, dtype=np.float32)
+            some = rng.integers(0, n_items, int(rng.integers(0, 200)))
+            scores[some] = rng.standard_normal(len(some)).astype(np.float32)
+        else:
+            scores = rng.integers(-3, 4, n_items).astype(np.float32)  # many ties
+        scores[rng.random(n_items) < 0.2] = -np.inf  # excluded, or no opinion
+        scores[rng.random(n_items) < 0.1] = -0.0  # sorts as 0.0
+        order = _argsort_reference(scores)
+        for n in (0, 1, int(rng.integers(1, n_items + 1)), n_items + 2):
+            first = order[:n]
+            np.testing.assert_array_equal(top_titles(scores, n), np.sort(first[np.isfinite(scores[first])]))
+            kth = min(n, n_items - 1)
+            if n:  # the batch path's partition, ties at the cut included
+                part = np.argpartition(-scores[None, :], kth, axis=1)[0, :n]
+                np.testing.assert_array_equal(
+                    partition_top(scores[None, :], n), np.sort(part[np.isfinite(scores[part])])
+                )
+        rank = np.empty(n_items, dtype=np.int64)
+        rank[order] = np.arange(n_items)
+        rows = rng.integers(0, n_items, 12)
+        np.testing.assert_array_equal(stable_ranks(scores, rows), rank[rows])
+        np.testing.assert_array_equal(stable_ranks(scores.astype(np.float64), rows), rank[rows])
