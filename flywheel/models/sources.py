@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,6 +129,14 @@ def catalog_release_ms(catalog: pd.DataFrame) -> np.ndarray:
     return out.to_numpy(dtype=float, na_value=np.nan)
 
 
+def _bound(down: np.ndarray, n: int) -> Any:
+    """A value that a few times ``n`` of ``down`` reach (so the ``n`` smallest are at or below it),
+    found from every 64th value."""
+    sample = down[::_SAMPLE_STRIDE]
+    place = min(len(sample) - 1, 2 * n // _SAMPLE_STRIDE + 2)
+    return np.partition(sample, place)[place]
+
+
 def top_titles(scores: np.ndarray, n: int) -> np.ndarray:
     """A source's candidates: the catalog rows of its ``n`` highest finite ``scores`` ([N]), ties
     broken by catalog order - the finite titles among the first ``n`` of
@@ -138,11 +147,8 @@ def top_titles(scores: np.ndarray, n: int) -> np.ndarray:
     if n >= len(scores):
         return np.flatnonzero(np.isfinite(scores))
     down = -scores
-    # a bound that a few times n titles reach, from every 64th title; the cut is then the n-th
-    # smallest among the titles within the bound (all n best are there), or the bound itself
-    sample = down[::_SAMPLE_STRIDE]
-    place = min(len(sample) - 1, 2 * n // _SAMPLE_STRIDE + 2)
-    bound = np.partition(sample, place)[place]
+    # the cut is the n-th smallest among the titles within the bound (all n best are there), or the bound itself
+    bound = _bound(down, n)
     near = np.flatnonzero(down <= bound)
     if n <= len(near) <= len(down) // 8:
         values = down[near]
@@ -188,9 +194,7 @@ def partition_top(masked: np.ndarray, n: int) -> np.ndarray:
     if n >= len(scores):
         return np.flatnonzero(np.isfinite(scores))
     down = -scores
-    sample = down[::_SAMPLE_STRIDE]
-    place = min(len(sample) - 1, 2 * (n + 1) // _SAMPLE_STRIDE + 2)
-    near = np.flatnonzero(down <= np.partition(sample, place)[place])
+    near = np.flatnonzero(down <= _bound(down, n + 1))
     if len(near) <= n:  # NaN scores: the whole catalog
         near = np.arange(len(down))
     values = down[near]
