@@ -12,6 +12,7 @@ REST and gRPC servers itself on ``serving.host``. Import this module only after 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from concurrent import futures
@@ -254,6 +255,62 @@ class _BoundGRPCServer(GRPCServer):
         await self._server.wait_for_termination()
 
 
+class RejectNonUtf8Body:
+    """ASGI middleware: a JSON request body that is not UTF-8 gets a 400 that says so and where.
+
+    FastAPI answers such a body with "There was an error parsing the body", which does not name the
+    problem. Bodies of the binary-data extension (``Inference-Header-Content-Length``) pass through.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or ()) if scope["type"] == "http" else {}
+        if scope["type"] != "http" or scope["method"] != "POST" or b"inference-header-content-length" in headers:
+            await self.app(scope, receive, send)
+            return
+        chunks, message = [], {"more_body": True}
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                break
+            chunks.append(message.get("body", b""))
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            error = f"the request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at position {exc.start}"
+            payload = json.dumps({"error": error}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))],
+                }
+            )
+            await send({"type": "http.response.body", "body": payload})
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed or message.get("type") != "http.request":
+                return await receive() if replayed else message
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _with_utf8_check() -> None:
+    """Add :class:`RejectNonUtf8Body` to KServe's REST app (once per process, before it starts)."""
+    from kserve.model_server import app
+
+    if not any(m.cls is RejectNonUtf8Body for m in app.user_middleware):
+        app.add_middleware(RejectNonUtf8Body)
+
+
 def run_model_server(model: RecommenderModel, *, host: str, http_port: int, grpc_port: int) -> None:
     """Serve ``model`` over REST (and gRPC unless ``grpc_port`` is 0) on ``host`` until SIGTERM/SIGINT."""
     try:
@@ -270,6 +327,7 @@ def run_model_server(model: RecommenderModel, *, host: str, http_port: int, grpc
         grace_period=2,
     )
     rest.config.host = host
+    _with_utf8_check()
     grpc_server = None
     if grpc_port:
         grpc_server = _BoundGRPCServer(

@@ -32,8 +32,8 @@ BAD: list[tuple[str, str, bytes, str]] = [
     ),
     ("k of a million", "recommender", _v2(k=1_000_000), "'k': must be between 1 and 100"),
     ("unknown model", "nosuchmodel", _v2(), "nosuchmodel"),
-    ("non-UTF-8 body", "recommender", b'{"inputs": [{"name": "user_id", "data": ["\xff\xfe"]}]}', ""),
-    ("not JSON", "recommender", b"{{{{", ""),
+    ("non-UTF-8 body", "recommender", b'{"inputs": [{"name": "user_id", "data": ["\xff\xfe"]}]}', "not valid UTF-8"),
+    ("not JSON", "recommender", b"{{{{", "JSON decode error"),
     (
         "unknown input",
         "recommender",
