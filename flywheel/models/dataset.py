@@ -151,7 +151,12 @@ def content_snapshot(history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame
 
 def genre_overlap(user_vectors: np.ndarray, genres: pd.Series) -> np.ndarray:
     """Cosine of each user genre vector (DEFAULT_GENRES + other) with the item's genres."""
-    hot = genre_multi_hot(genres, DEFAULT_GENRES)
+    return genre_cosine(user_vectors, genre_multi_hot(genres, DEFAULT_GENRES))
+
+
+def genre_cosine(user_vectors: np.ndarray, hot: np.ndarray) -> np.ndarray:
+    """Cosine of each user genre vector with the item's multi-hot genres (DEFAULT_GENRES order),
+    the genres padded or cut to the vectors' length (:func:`genre_overlap` of encoded genres)."""
     hot = np.hstack([hot, np.zeros((len(hot), max(0, user_vectors.shape[1] - hot.shape[1])))])
     hot = hot[:, : user_vectors.shape[1]]
     num = (user_vectors * hot).sum(1)

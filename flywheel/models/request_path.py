@@ -34,6 +34,7 @@ import torch
 
 from flywheel.config.features import DEFAULT_GENRES
 from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, SOURCES, USER_DENSE, USER_VECTOR
+from flywheel.models.dataset import genre_cosine
 from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_multi_hot
 from flywheel.models.ranker import combined_score
 from flywheel.models.sources import (
@@ -379,12 +380,7 @@ class RequestPath:
 
     def _genre_overlap(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """:func:`flywheel.models.dataset.genre_overlap` of the user's vector with each candidate."""
-        vectors = np.tile(np.asarray(vector, dtype=float), (len(rows), 1))
-        hot = self.overlap_genres[rows]
-        hot = np.hstack([hot, np.zeros((len(hot), max(0, vectors.shape[1] - hot.shape[1])))])
-        hot = hot[:, : vectors.shape[1]]
-        num = (vectors * hot).sum(1)
-        return num / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(hot, axis=1) + 1e-9)
+        return genre_cosine(np.tile(np.asarray(vector, dtype=float), (len(rows), 1)), self.overlap_genres[rows])
 
     # -- the answer ------------------------------------------------------------------------------
 
