@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flywheel.processes import wait_or_kill
+
 #: What the server imports before it forks: kfp's executor, the step modules the components call and
 #: the heavy libraries those import inside their functions (Evidently 3.4 s, MLflow 0.9 s here).
 #: None of them starts a thread on import (a fork copies only the calling thread).
@@ -182,11 +184,7 @@ class StepServer:
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        wait_or_kill(self._process, 10)
 
 
 _server: StepServer | None = None

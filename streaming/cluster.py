@@ -12,6 +12,8 @@ import socket
 import subprocess
 from collections.abc import Callable, Sequence
 
+from flywheel.processes import wait_or_kill
+
 
 def local_addresses(processes: int) -> list[str]:
     """``127.0.0.1:port`` for each process, on ports free right now."""
@@ -63,9 +65,5 @@ def run_local_cluster(command_for: Callable[[int, Sequence[str]], list[str]], pr
             if proc.poll() is None:
                 proc.terminate()
         for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            wait_or_kill(proc, 10)
     return failed

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flywheel.features import formulas as f
 from flywheel.features.aggregates import WindowSpec
+from flywheel.processes import wait_or_kill
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -107,11 +107,7 @@ def stop_local_jvm() -> bool:
     if proc is not None:
         if proc.stdin is not None:
             proc.stdin.close()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        wait_or_kill(proc, 30)
     return True
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from flywheel.processes import wait_or_kill
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -91,11 +93,7 @@ def redis_server() -> Iterator[str]:
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Terminate a server process; kill it if it has not exited within 10 s."""
     process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    wait_or_kill(process, 10)
 
 
 def _wait_for_pong(port: int, *, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
