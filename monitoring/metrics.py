@@ -68,6 +68,12 @@ STREAM_EXCHANGED_ITEMS = Counter(
     ["step"],
     registry=REGISTRY,
 )
+STREAM_REPLAYED_SKIPPED = Counter(
+    "flywheel_stream_replayed_skipped",
+    "Updates a step skipped because its restored state already held them (a replay after a crash).",
+    ["step"],
+    registry=REGISTRY,
+)
 STREAM_FEATURES_PUSHED = Counter(
     "flywheel_stream_features_pushed",
     "Feature rows pushed by the streaming dataflow, by feature view.",

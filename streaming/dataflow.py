@@ -9,6 +9,9 @@
       |- per-title updates, one batch per shard -> key by shard -> "content" -> content rows -> features
       '- counts at the end -> "reconcile" -> report
 
+Each per-title update carries its source offset and a shard skips what it already folded, so a
+shard restored from a snapshot newer than its partitions' offsets counts a replay once.
+
 Only the per-title batches and the (rare) dead letters and late events cross workers, as
 built-in tuples and lists, a few per source batch (see :mod:`streaming.partitions`).
 """
@@ -16,7 +19,6 @@ built-in tuples and lists, a few per source batch (see :mod:`streaming.partition
 from __future__ import annotations
 
 import os
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +37,14 @@ from flywheel.config.streaming import StreamingConfig
 from flywheel.events.log import EventLog, Record, open_event_log
 from flywheel.events.validation import EventValidator, ValidationRules
 from flywheel.stream.features import FeatureContext
-from flywheel.stream.processor import ContentShardState, StreamRules, emit_contents, process_contents
+from flywheel.stream.processor import (
+    ContentShardState,
+    StreamRules,
+    emit_contents,
+    process_contents,
+    restore_shard,
+    snapshot_shard,
+)
 from flywheel.stream.reconcile import Counts, merge_counts
 from monitoring import metrics
 from streaming.partitions import CONTENT_VIEW, USER_VIEW, Item, PartitionOptions, ProcessingSource, next_emit
@@ -85,13 +94,15 @@ class ContentLogic(StatefulBatchLogic[Item, Item, bytes]):
     def on_batch(self, values: list[Item]) -> tuple[list[Item], bool]:
         started = time.perf_counter()
         ctx, state, pid = self._settings.context, self.state, self._pid
-        crossed = 0
-        for _, _, sender, updates in values:
-            process_contents(state, updates, ctx)
+        crossed = replayed = 0
+        for _, _, sender, partition, updates in values:
+            replayed += process_contents(state, updates, ctx, partition=partition)
             if sender != pid:
                 crossed += len(updates)
         if crossed:
             metrics.STREAM_EXCHANGED_ITEMS.labels(step="content").inc(crossed)
+        if replayed:
+            metrics.STREAM_REPLAYED_SKIPPED.labels(step="content").inc(replayed)
         metrics.STREAM_BATCH_SECONDS.labels(step="content").observe(time.perf_counter() - started)
         return [], False
 
@@ -107,8 +118,8 @@ class ContentLogic(StatefulBatchLogic[Item, Item, bytes]):
         return self._emit_at if self.state.dirty else None
 
     def snapshot(self) -> bytes:
-        # pickled now: Bytewax wants an immutable snapshot, and serializes it later
-        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+        # serialized now: Bytewax wants an immutable snapshot, and serializes it later
+        return snapshot_shard(self.state)
 
 
 def _log_opener(settings: StreamSettings) -> Callable[[], EventLog]:
@@ -139,10 +150,6 @@ def events_source(settings: StreamSettings, validator: EventValidator) -> Proces
     return ProcessingSource(local, None, options)
 
 
-def _content_state(resume: bytes | None) -> ContentShardState:
-    return ContentShardState() if resume is None else pickle.loads(resume)  # noqa: S301 - our own snapshot
-
-
 def _merge_reports(parts: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
     totals = merge_counts(Counts.from_dict(total) for total, _ in parts.values())
     run = merge_counts(Counts.from_dict(this_run) for _, this_run in parts.values())
@@ -171,7 +178,7 @@ def build_flow(settings: StreamSettings, flow_id: str = "flywheel_stream") -> Da
         op.stateful_batch(
             "content",
             op.key_on("by_shard", kinds.trues, lambda item: item[1]),
-            lambda resume: ContentLogic(_content_state(resume), settings),
+            lambda resume: ContentLogic(ContentShardState() if resume is None else restore_shard(resume), settings),
         ),
     )
     rest = op.merge("all_out", kinds.falses, content_rows)

@@ -7,7 +7,8 @@ sessionizes and folds the users (:func:`flywheel.stream.processor.process_batch`
 snapshot is ``(offset, pickled state)``: Bytewax stores both in the same epoch, so a restart resumes
 from a consistent pair. What leaves the partition is a few built-in tuples per source batch:
 
-* ``("content", "c<shard>", pid, [update, ...])``: per-title updates, one item per shard;
+* ``("content", "c<shard>", pid, partition, [update, ...])``: per-title updates of the events read
+  from ``partition`` (the topic partition), one item per shard;
 * ``("dlq" | "late", pid, [(key, value, (topic, partition, offset)), ...])``: for the topic sinks;
 * ``("rows", view, [row, ...])``: user feature rows, written by the sinks of this same worker;
 * ``("counts", partition, totals, this_run)``: at the end of a finite run, the partition's
@@ -92,13 +93,16 @@ class _ProcessingPartition(StatefulSourcePartition[Item, tuple[Any, bytes]]):
         started = time.perf_counter()
         options, state = self._options, self.state
         before = _counts_reading(state.counts)
-        batch = raw if self._to_record is None else [self._to_record(message) for message in raw]
+        batch: list[Record] = list(raw) if self._to_record is None else [self._to_record(message) for message in raw]
         routed = process_batch(
             state, batch, validator=options.validator, rules=options.rules, ctx=options.context,
             shards=options.content_shards,
         )
         pid = self._pid
-        out: list[Item] = [("content", f"c{shard}", pid, updates) for shard, updates in routed.contents.items()]
+        partition = batch[0].partition
+        out: list[Item] = [
+            ("content", f"c{shard}", pid, partition, updates) for shard, updates in routed.contents.items()
+        ]
         if routed.dlq:
             out.append(("dlq", pid, routed.dlq))
         if routed.late:

@@ -10,9 +10,12 @@ job has no use for (plays and watch time in the last hour), as exact sliding win
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+import msgspec
+
+from flywheel.events.validation import DecodedEvent
 from flywheel.features import formulas as f
 from flywheel.features.sessions import Session
 from flywheel.stream.sessions import UserSessions
@@ -62,11 +65,18 @@ class UserAggregate:
     recent_watch: SlidingSum = field(default_factory=SlidingSum)
 
 
+#: The fields of a :class:`~flywheel.features.formulas.ContentState`, in order: a title's day bucket
+#: is a list of them, summed in place (every event about a title comes here: a new state per event
+#: cost more than the rest of its fold).
+CONTENT_FIELDS: tuple[str, ...] = tuple(name.name for name in fields(f.ContentState))
+
+
 @dataclass
 class ContentAggregate:
     """One title's state: day buckets and recent plays and impressions."""
 
-    buckets: dict[int, f.ContentState] = field(default_factory=dict)
+    buckets: dict[int, list[Any]] = field(default_factory=dict)
+    """Per day, the values of a ContentState in :data:`CONTENT_FIELDS` order."""
     max_ts_ms: int | None = None
     recent_plays: SlidingSum = field(default_factory=SlidingSum)
     recent_impressions: SlidingSum = field(default_factory=SlidingSum)
@@ -76,13 +86,15 @@ def _oldest_kept_bucket(max_ts_ms: int, ctx: FeatureContext) -> int:
     return f.bucket_of(max_ts_ms - ctx.allowed_lateness_ms) - ctx.long_days
 
 
-def fold_user_event(agg: UserAggregate, event: Mapping[str, Any], ctx: FeatureContext) -> None:
-    """Add one accepted event to its user's state (sessions are folded by the caller)."""
-    ts = event["timestamp_ms"]
+def fold_user_event(agg: UserAggregate, event: DecodedEvent, ctx: FeatureContext) -> None:
+    """Add one accepted event (a Struct of :meth:`EventValidator.accept_bytes`) to its user's state
+    (sessions are folded by the caller)."""
+    ts = event.timestamp_ms
     bucket = f.bucket_of(ts)
-    kind = event["event_type"]
+    kind = event.event_type
     if kind in f.USER_STATE_EVENTS:
-        delta = f.user_event_delta(event, ctx.catalog, ctx.vocab, skip_threshold_seconds=ctx.skip_threshold_seconds)
+        fields = msgspec.to_builtins(event)  # the formulas read mappings, as the batch job's rows are
+        delta = f.user_event_delta(fields, ctx.catalog, ctx.vocab, skip_threshold_seconds=ctx.skip_threshold_seconds)
         current = agg.buckets.get(bucket)
         agg.buckets[bucket] = delta if current is None else f.merge_user(current, delta)
     elif bucket not in agg.buckets:  # most events (impressions) add nothing: no delta, no merge
@@ -90,7 +102,7 @@ def fold_user_event(agg: UserAggregate, event: Mapping[str, Any], ctx: FeatureCo
     if kind == f.PLAY_START:
         agg.recent_plays.add(ts)
     elif kind in f.WATCH_EVENTS:
-        agg.recent_watch.add(ts, float(event.get("watch_seconds") or 0.0))
+        agg.recent_watch.add(ts, float(event.watch_seconds or 0.0))
     newest = agg.sessions.max_ts_ms
     if newest is not None:
         keep_from = newest - ctx.allowed_lateness_ms - ctx.realtime_window_ms
@@ -145,7 +157,10 @@ def fold_content_event(
     bucket = ts_ms // f.DAY_MS  # f.bucket_of, inlined: every event about a title comes here
     delta = _CONTENT_DELTAS.get((event_type, rating)) or _content_delta(event_type, rating)
     current = agg.buckets.get(bucket)
-    agg.buckets[bucket] = delta if current is None else f.merge_content(current, delta)
+    if current is None:
+        current = agg.buckets[bucket] = [0] * len(CONTENT_FIELDS)
+    for i, value in delta:  # f.merge_content, in place
+        current[i] += value
     if agg.max_ts_ms is None or ts_ms > agg.max_ts_ms:
         agg.max_ts_ms = ts_ms
     keep_from = agg.max_ts_ms - ctx.allowed_lateness_ms - ctx.realtime_window_ms
@@ -165,26 +180,32 @@ def fold_content_event(
             del agg.buckets[old]
 
 
-_CONTENT_DELTAS: dict[tuple[str, float | None], f.ContentState] = {}
+_CONTENT_DELTAS: dict[tuple[str, float | None], tuple[tuple[int, Any], ...]] = {}
 
 
-def _content_delta(event_type: str, rating: float | None) -> f.ContentState:
-    """:func:`~flywheel.features.formulas.content_event_delta`, kept per (event type, rating): the
-    states are immutable and the pairs few (a rating is a small set of values)."""
+def _content_delta(event_type: str, rating: float | None) -> tuple[tuple[int, Any], ...]:
+    """:func:`~flywheel.features.formulas.content_event_delta` as its non-zero (field index, value)
+    pairs, kept per (event type, rating): the pairs are few (a rating is a small set of values)."""
     key = (event_type, rating)
     delta = _CONTENT_DELTAS.get(key)
     if delta is None:
-        delta = f.content_event_delta({"event_type": event_type, "rating": rating})
+        state = f.content_event_delta({"event_type": event_type, "rating": rating})
+        delta = tuple((i, getattr(state, name)) for i, name in enumerate(CONTENT_FIELDS) if getattr(state, name))
         if len(_CONTENT_DELTAS) < 4096:
             _CONTENT_DELTAS[key] = delta
     return delta
 
 
+def content_state(bucket: list[Any]) -> f.ContentState:
+    """A day bucket of :class:`ContentAggregate` as the formulas' state."""
+    return f.ContentState(*bucket)
+
+
 def content_features(content_id: str, agg: ContentAggregate, as_of_ms: int, ctx: FeatureContext) -> dict[str, Any]:
     """The title's feature row as of ``as_of_ms``."""
     last = f.bucket_of(as_of_ms - 1)
-    short = f.merge_all_contents(_window(agg.buckets, last, ctx.short_days))
-    long = f.merge_all_contents(_window(agg.buckets, last, ctx.long_days))
+    short = f.merge_all_contents(map(content_state, _window(agg.buckets, last, ctx.short_days)))
+    long = f.merge_all_contents(map(content_state, _window(agg.buckets, last, ctx.long_days)))
     values = f.finalize_content(short, long, ctx.catalog.get(content_id), as_of_ms, ctx.vocab)
     values["content_plays_1h"] = int(agg.recent_plays.total(as_of_ms, ctx.realtime_window_ms))
     values["content_impressions_1h"] = int(agg.recent_impressions.total(as_of_ms, ctx.realtime_window_ms))

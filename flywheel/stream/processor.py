@@ -8,15 +8,18 @@ That makes a replay after a crash produce the same state and the same records as
 
 from __future__ import annotations
 
+import pickle
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from flywheel.events.log import Record
 from flywheel.events.validation import EventValidator
+from flywheel.features import formulas as f
 from flywheel.stream import dedup, records, sessions
 from flywheel.stream.features import (
+    CONTENT_FIELDS,
     ContentAggregate,
     FeatureContext,
     UserAggregate,
@@ -29,12 +32,13 @@ from flywheel.stream.features import (
 from flywheel.stream.reconcile import Counts
 
 #: What a partition step emits. ("dlq" | "late", key, value, (topic, partition, offset)) for the
-#: sinks, and ("content", content_id, ts_ms, event_type, rating) for the per-title step.
+#: sinks, and ("content", content_id, ts_ms, event_type, rating, offset) for the per-title step.
 Output = tuple[Any, ...]
 #: A record for the DLQ or late topic: (key, value, (topic, partition, offset)); built-in types only.
 TopicItem = tuple[bytes | None, bytes, tuple[str, int, int]]
-#: One accepted event about a title: (content_id, ts_ms, event_type, rating); built-in types only.
-ContentUpdate = tuple[str, int, str, Any]
+#: One accepted event about a title: (content_id, ts_ms, event_type, rating, offset in its source
+#: partition); built-in types only.
+ContentUpdate = tuple[str, int, str, Any, int]
 
 
 @dataclass(frozen=True)
@@ -87,18 +91,20 @@ def _route(
     """:func:`process_record`'s work: what the record emits, if anything (positional: it runs per event)."""
     counts = state.counts
     counts.received += 1
-    result = validator.validate_bytes(record.value, now_ms=record.timestamp_ms)
-    event = result.event
+    event = validator.accept_bytes(record.value, now_ms=record.timestamp_ms)
     if event is None:
-        source = records.Coordinates(record.topic, record.partition, record.offset)
-        letter = records.dead_letter(record.value, result.rejections, source, record.timestamp_ms)
-        counts.add_dlq(result.rejections[0].code)
-        return ("dlq", record.key, records.encode(letter), (record.topic, record.partition, record.offset))
-    ts = event["timestamp_ms"]
-    if dedup.observe(state.dedup, event["event_id"], ts):
+        result = validator.validate_bytes(record.value, now_ms=record.timestamp_ms)
+        if result.event is None:
+            source = records.Coordinates(record.topic, record.partition, record.offset)
+            letter = records.dead_letter(record.value, result.rejections, source, record.timestamp_ms)
+            counts.add_dlq(result.rejections[0].code)
+            return ("dlq", record.key, records.encode(letter), (record.topic, record.partition, record.offset))
+        event = validator.as_struct(result.event)  # accepted all the same (never seen: the paths agree)
+    ts = event.timestamp_ms
+    if dedup.observe(state.dedup, event.event_id, ts):
         counts.duplicates += 1
         return None
-    user_id = event["user_id"]
+    user_id = event.user_id
     agg = state.users.get(user_id)
     if agg is None:
         agg = state.users[user_id] = UserAggregate()
@@ -111,7 +117,7 @@ def _route(
         source = records.Coordinates(record.topic, record.partition, record.offset)
         late = records.late_event(
             record.value,
-            event_id=event["event_id"],
+            event_id=event.event_id,
             user_id=user_id,
             ts_ms=ts,
             watermark_ms=watermark,
@@ -127,9 +133,9 @@ def _route(
     if closed:
         fold_user_sessions(agg, closed)
     state.dirty.add(user_id)
-    content_id = event.get("content_id")
+    content_id = event.content_id
     if content_id:
-        return ("content", content_id, ts, event["event_type"], event.get("rating"))
+        return ("content", content_id, ts, event.event_type, getattr(event, "rating", None), record.offset)
     return None
 
 
@@ -236,22 +242,65 @@ class ContentShardState:
 
     contents: dict[str, ContentAggregate] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
+    applied: dict[int, int] = field(default_factory=dict)
+    """Per source partition, the offset of the newest update folded in. After a crash, Bytewax can
+    restore a shard from a snapshot that already holds updates its source partitions replay (a
+    shard's snapshot taken in an epoch the cluster had not finished): those are skipped."""
 
 
-def process_content(state: ContentShardState, update: ContentUpdate, ctx: FeatureContext) -> None:
-    """Fold one (content_id, ts_ms, event_type, rating) update into its title's state."""
-    process_contents(state, (update,), ctx)
+def snapshot_shard(state: ContentShardState) -> bytes:
+    """A shard's state as the bytes Bytewax stores (see :func:`restore_shard`)."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def process_contents(state: ContentShardState, updates: Iterable[ContentUpdate], ctx: FeatureContext) -> None:
-    """Fold (content_id, ts_ms, event_type, rating) updates, in order, into their titles' states."""
+def restore_shard(snapshot: bytes) -> ContentShardState:
+    """A shard's state from :func:`snapshot_shard`'s bytes, also from an earlier release's layout
+    (no offsets noted; day buckets as ContentState objects rather than summed lists)."""
+    state: ContentShardState = pickle.loads(snapshot)  # noqa: S301 - our own snapshot
+    state.__dict__.setdefault("applied", {})
+    for agg in state.contents.values():
+        for bucket, value in agg.buckets.items():
+            if isinstance(value, f.ContentState):
+                agg.buckets[bucket] = [getattr(value, name) for name in CONTENT_FIELDS]
+    return state
+
+
+def process_content(state: ContentShardState, update: ContentUpdate, ctx: FeatureContext, *, partition: int) -> int:
+    """Fold one (content_id, ts_ms, event_type, rating, offset) update read from ``partition``."""
+    return process_contents(state, (update,), ctx, partition=partition)
+
+
+def process_contents(
+    state: ContentShardState, updates: Sequence[ContentUpdate], ctx: FeatureContext, *, partition: int
+) -> int:
+    """Fold updates read from one source partition, in offset order, into their titles' states.
+
+    Updates at or before the newest offset already folded from ``partition`` are a replay and
+    are skipped, so each event counts once however the shard's snapshot and the partition's
+    offset were restored.
+
+    Returns:
+        How many updates were skipped as already folded.
+    """
+    if not updates:
+        return 0
+    applied = state.applied.get(partition, -1)
+    skipped = 0
+    if updates[0][4] <= applied:
+        fresh = [update for update in updates if update[4] > applied]
+        skipped = len(updates) - len(fresh)
+        if not fresh:
+            return skipped
+        updates = fresh
     contents, dirty = state.contents, state.dirty
-    for content_id, ts, event_type, rating in updates:
+    for content_id, ts, event_type, rating, _ in updates:
         agg = contents.get(content_id)
         if agg is None:
             agg = contents[content_id] = ContentAggregate()
         fold_content_event(agg, ts, event_type, rating, ctx)
         dirty.add(content_id)
+    state.applied[partition] = updates[-1][4]
+    return skipped
 
 
 def emit_contents(

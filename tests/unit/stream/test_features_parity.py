@@ -83,7 +83,7 @@ def test_stream_features_equal_the_batch_reference() -> None:
         process_record(state, record(e, i), validator=validator, rules=rules, ctx=ctx, out=out)
     assert state.counts.processed == len(events) and state.counts.late_allowed > 0
     for item in out:
-        process_content(shard, item[1:], ctx)
+        process_content(shard, item[1:], ctx, partition=0)
     stream_users = {r["user_id"]: r for r in emit_users(state, ctx, everyone=True, as_of_ms=cutoff)}
     stream_contents = {r["content_id"]: r for r in emit_contents(shard, ctx, everyone=True, as_of_ms=cutoff)}
 

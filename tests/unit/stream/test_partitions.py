@@ -76,8 +76,9 @@ def test_a_partition_emits_batches_of_builtin_tuples_then_its_rows_and_counts() 
     pid = os.getpid()
     content = [item for item in out if item[0] == "content"]
     assert {item[1] for item in content} <= {"c0", "c1", "c2", "c3"}
-    assert all(item[2] == pid and type(item[3]) is list for item in content)
-    assert sorted(update[0] for item in content for update in item[3]) == ["c1", "c1", "c2"]
+    assert all(item[2] == pid and item[3] == 0 and type(item[4]) is list for item in content)
+    assert sorted(update[0] for item in content for update in item[4]) == ["c1", "c1", "c2"]
+    assert sorted(update[4] for item in content for update in item[4]) == [0, 2, 3]  # source offsets
     (dlq,) = [item for item in out if item[0] == "dlq"]
     assert dlq[1] == pid and [coords for _, _, coords in dlq[2]] == [("events", 0, 1)]
     rows = [row for item in out if item[0] == "rows" for row in item[2]]

@@ -11,10 +11,13 @@ from flywheel.events.validation import EventValidator
 from flywheel.features import formulas as f
 from flywheel.stream.features import FeatureContext
 from flywheel.stream.processor import (
+    ContentShardState,
     PartitionState,
     StreamRules,
+    emit_contents,
     emit_users,
     process_batch,
+    process_contents,
     process_record,
     shard_of,
 )
@@ -149,9 +152,60 @@ def test_a_batch_groups_title_updates_by_shard_and_keeps_sink_items_in_order() -
     assert sorted(routed.contents) == sorted({shard_of(f"c{i}", 3) for i in range(5)})
     for shard, updates in routed.contents.items():
         assert all(shard_of(content_id, 3) == shard for content_id, *_ in updates)
-        assert [ts for _, ts, _, _ in updates] == sorted(ts for _, ts, _, _ in updates)  # partition order kept
+        assert [ts for _, ts, _, _, _ in updates] == sorted(ts for _, ts, _, _, _ in updates)  # partition order kept
+        assert [offset for *_, offset in updates] == sorted(offset for *_, offset in updates)
     assert sum(len(u) for u in routed.contents.values()) == 20
     assert [coords for _, _, coords in routed.dlq] == [("events", 0, 20), ("events", 0, 21)]
     assert all(type(coords) is tuple for _, _, coords in routed.dlq)  # a built-in tuple crosses workers
     assert routed.late == []
     assert shard_of("c1", 64) == zlib.crc32(b"c1") % 64
+
+
+def _updates(offsets: range, content: str = "c1") -> list:
+    return [(content, T0 + offset * MIN, "impression", None, offset) for offset in offsets]
+
+
+def test_a_shard_skips_updates_it_already_folded_when_a_partition_replays_them() -> None:
+    shard = ContentShardState()
+    assert process_contents(shard, _updates(range(0, 5)), CTX, partition=0) == 0
+    # the partition restarts from offset 3 while the shard already holds up to 4: 3 and 4 count once
+    assert process_contents(shard, _updates(range(3, 8)), CTX, partition=0) == 2
+    assert process_contents(shard, _updates(range(5, 8)), CTX, partition=0) == 3  # a whole batch again
+    assert process_contents(shard, _updates(range(0, 3)), CTX, partition=1) == 0  # offsets are per partition
+    assert shard.applied == {0: 7, 1: 2}
+    (row,) = emit_contents(shard, CTX, everyone=True, as_of_ms=T0 + 8 * MIN)
+    assert row["content_impressions_1h"] == 8 + 3
+
+
+def test_replayed_updates_leave_the_same_rows_as_one_pass() -> None:
+    once, replayed = ContentShardState(), ContentShardState()
+    process_contents(once, _updates(range(0, 10)), CTX, partition=0)
+    process_contents(replayed, _updates(range(0, 6)), CTX, partition=0)
+    process_contents(replayed, _updates(range(2, 10)), CTX, partition=0)
+    as_of = T0 + 10 * MIN
+    assert emit_contents(replayed, CTX, everyone=True, as_of_ms=as_of) == emit_contents(
+        once, CTX, everyone=True, as_of_ms=as_of
+    )
+
+
+def test_a_shard_snapshot_of_the_previous_layout_resumes() -> None:
+    import pickle
+
+    from flywheel.features.formulas import ContentState
+    from flywheel.stream.processor import restore_shard, snapshot_shard
+
+    current = ContentShardState()
+    process_contents(current, _updates(range(0, 4)), CTX, partition=0)
+    old = ContentShardState()
+    process_contents(old, _updates(range(0, 4)), CTX, partition=0)
+    for agg in old.contents.values():  # day buckets were ContentState objects, and no offsets were noted
+        agg.buckets = {day: ContentState(*values) for day, values in agg.buckets.items()}
+    del old.__dict__["applied"]
+    resumed = restore_shard(pickle.dumps(old))
+    assert restore_shard(snapshot_shard(current)) == current
+    for shard in (current, resumed):
+        process_contents(shard, _updates(range(4, 6)), CTX, partition=0)
+    as_of = T0 + 6 * MIN
+    assert emit_contents(resumed, CTX, everyone=True, as_of_ms=as_of) == emit_contents(
+        current, CTX, everyone=True, as_of_ms=as_of
+    )
