@@ -138,6 +138,7 @@ json_values = st.recursive(
 @given(st.binary(max_size=200))
 def test_no_bytes_crash_the_validator_and_rejections_have_reasons(payload: bytes) -> None:
     result = VALIDATOR.validate_bytes(payload, now_ms=NOW)
+    assert (VALIDATOR.accept_bytes(payload, now_ms=NOW) is not None) == result.ok
     if not result.ok:
         assert result.rejections and all(r.code in REJECTION_CODES and r.message for r in result.rejections)
 
@@ -182,7 +183,14 @@ def test_the_fast_checks_agree_with_the_slow_ones(field: str, nested: str, key: 
     walk: list = []
     _compile_record(parsed)(event, "", walk)
     assert schema_check(parsed)(event) == (not walk)
-    assert VALIDATOR.validate(event, now_ms=NOW).ok == VALIDATOR._validate_slowly(event, NOW).ok
+    slow = VALIDATOR._validate_slowly(event, NOW)
+    assert VALIDATOR.validate(event, now_ms=NOW).ok == slow.ok
+    try:
+        payload = orjson.dumps(event)
+    except TypeError:  # an integer beyond 64 bits: JSON this test cannot write
+        return
+    # the stream's path, bytes to a Struct in one pass, accepts what the checks with reasons accept
+    assert (VALIDATOR.accept_bytes(payload, now_ms=NOW) is not None) == VALIDATOR.validate_bytes(payload, now_ms=NOW).ok
 
 
 @pytest.mark.parametrize(
@@ -213,3 +221,28 @@ def test_the_fast_path_checks_the_context_rules(name: str, value: Any) -> None:
     event = copy.deepcopy(good_event())
     event["context"][name] = value
     assert not VALIDATOR.validate(event, now_ms=NOW).ok
+
+
+def test_the_byte_path_returns_the_event_of_its_own_schema_version() -> None:
+    v2 = VALIDATOR.accept_bytes(orjson.dumps(good_event(rating=4.5)), now_ms=NOW)
+    assert v2 is not None and v2.schema_version == 2 and v2.content_id == "c000042"
+    assert v2.timestamp_ms == NOW - 1000 and v2.rating == 4.5  # type: ignore[attr-defined]
+    v1_fields = good_event(schema_version=1)
+    for name in ("duration_seconds", "rating", "source"):
+        del v1_fields[name]
+    del v1_fields["device"]["household_id"]
+    del v1_fields["context"]["propensity"]
+    v1 = VALIDATOR.accept_bytes(orjson.dumps(v1_fields), now_ms=NOW)
+    assert v1 is not None and v1.schema_version == 1 and not hasattr(v1, "rating")
+    assert VALIDATOR.as_struct(v1_fields) == v1
+    for bad in (
+        orjson.dumps(good_event(schema_version=1)),  # v2 fields in an event that says v1
+        orjson.dumps(good_event(schema_version=3)),
+        orjson.dumps(good_event(event_id="0b5d2c58-3a54-4f4e-9d2a-6a0f5e2b9c11\n")),
+        orjson.dumps(good_event(timestamp_ms=NOW + 3_600_000)),  # beyond the clock skew
+        orjson.dumps(good_event(event_type="search", content_id=None, query="")),
+        b'{"event_id": "\xff"}',
+        orjson.dumps(good_event())[:-1],
+    ):
+        assert VALIDATOR.accept_bytes(bad, now_ms=NOW) is None, bad
+        assert not VALIDATOR.validate_bytes(bad, now_ms=NOW).ok, bad
