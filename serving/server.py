@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,13 +312,39 @@ def _with_utf8_check() -> None:
         app.add_middleware(RejectNonUtf8Body)
 
 
-def run_model_server(model: RecommenderModel, *, host: str, http_port: int, grpc_port: int) -> None:
-    """Serve ``model`` over REST (and gRPC unless ``grpc_port`` is 0) on ``host`` until SIGTERM/SIGINT."""
+def run_model_server(
+    model: RecommenderModel,
+    *,
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    access_log: bool = False,
+    gil_switch_interval_ms: float = 1.0,
+) -> None:
+    """Serve ``model`` over REST (and gRPC unless ``grpc_port`` is 0) on ``host`` until SIGTERM/SIGINT.
+
+    ``access_log`` keeps uvicorn's access line and KServe's latency lines for every request.
+    ``gil_switch_interval_ms`` is this process's GIL switch interval: the request threads hand the
+    GIL back and forth around every NumPy and torch call, and a thread waiting for it waits up to
+    the interval (Python's 5 ms is as long as a whole request).
+    """
+    sys.setswitchinterval(gil_switch_interval_ms / 1000)
     try:
         DEFAULT_REGISTRY.register(metrics.REGISTRY)  # Flywheel's metrics on KServe's /metrics
     except ValueError:
         pass  # already registered in this process
-    server = ModelServer(http_port=http_port, grpc_port=grpc_port or 8081, enable_grpc=grpc_port > 0, workers=1)
+    server = ModelServer(
+        http_port=http_port,
+        grpc_port=grpc_port or 8081,
+        enable_grpc=grpc_port > 0,
+        workers=1,
+        enable_latency_logging=access_log,
+    )
+    if not access_log:  # KServe configured logging above; uvicorn logs access only to a logger with handlers
+        access = logging.getLogger("uvicorn.access")
+        access.handlers.clear()
+        access.propagate = False
+        logging.getLogger("kserve.trace").disabled = True  # its timing middleware's two lines per request
     server.register_model(model)
     rest = RESTServer(
         "kserve.model_server:app",

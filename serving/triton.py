@@ -24,6 +24,7 @@ from pathlib import Path
 
 from flywheel.export.torchscript import script_ranker, write_python_model
 from flywheel.models.bundle import ModelBundle
+from flywheel.processes import wait_or_kill
 
 
 def free_port() -> int:
@@ -120,11 +121,7 @@ class TritonServer:
         """Terminate the server (kill after 10 s)."""
         if self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            wait_or_kill(self.process, 10)
 
 
 def add_ranker_version(repository: Path, bundle: ModelBundle, version: int, *, model_name: str = "ranker") -> Path:

@@ -65,7 +65,12 @@ def serve_command(
     )
     try:
         run_model_server(
-            parts.model, host=serving_cfg.host, http_port=serving_cfg.http_port, grpc_port=serving_cfg.grpc_port
+            parts.model,
+            host=serving_cfg.host,
+            http_port=serving_cfg.http_port,
+            grpc_port=serving_cfg.grpc_port,
+            access_log=serving_cfg.access_log,
+            gil_switch_interval_ms=serving_cfg.gil_switch_interval_ms,
         )
     finally:
         parts.close()

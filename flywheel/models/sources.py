@@ -15,6 +15,7 @@ kept to the ``ease_max_items`` most interacted titles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,5 +203,36 @@ def partition_top(masked: np.ndarray, n: int) -> np.ndarray:
     if last < after or not np.isfinite(last):  # no tie at the cut (a tie of -inf is dropped anyway)
         rows = near[values <= last]
         return rows[np.isfinite(scores[rows])]
+    return tied_top(masked, n)
+
+
+def tied_top(masked: np.ndarray, n: int) -> np.ndarray:
+    """:func:`partition_top` when titles tie at the cut (``0 < n < N``): NumPy's partition picks them."""
     top = np.argpartition(-masked, n, axis=1)[0, :n]
-    return np.sort(top[np.isfinite(scores[top])])
+    return np.sort(top[np.isfinite(masked[0, top])])
+
+
+def cut_is_tied(best: np.ndarray, n: int) -> bool:
+    """Whether the ``n``-th and ``(n + 1)``-th of the values ``best`` (best first) are equal and finite:
+    the titles at the cut tie, and :func:`tied_top` must pick them."""
+    return len(best) > n and best[n - 1] == best[n] and bool(np.isfinite(best[n - 1]))
+
+
+def ordered_top(
+    scores: np.ndarray, order: np.ndarray, excluded: np.ndarray, n: int, masked: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """:func:`partition_top` of ``scores`` ([N], no NaN) with the ``excluded`` rows (unique) at -inf,
+    read from the scores' order (``np.argsort(-scores, kind="stable")``, kept): the first ``n`` titles
+    left. Only when titles tie at the cut does it partition the masked scores (``masked()``)."""
+    if n <= 0 or not len(scores):
+        return np.zeros(0, dtype=np.int64)
+    if n >= len(scores) - len(excluded):  # (almost) the whole catalog
+        return partition_top(masked(), n)
+    head = order[: n + 1 + len(excluded)]
+    if len(excluded):
+        head = head[~np.isin(head, excluded, assume_unique=True)]
+    head = head[: n + 1]
+    if cut_is_tied(scores[head], n):
+        return tied_top(masked(), n)
+    first = head[:n]
+    return np.sort(first[np.isfinite(scores[first])])

@@ -120,3 +120,23 @@ def test_each_answer_is_in_the_prediction_log(server: ModelServer) -> None:
     )
     assert list(record.items) == answer.items
     np.testing.assert_allclose(record.scores, answer.scores, rtol=1e-6)
+
+
+def test_requests_leave_no_log_lines_unless_the_access_log_is_asked_for(
+    server: ModelServer, served_bundle, tmp_path
+) -> None:
+    from tests.support.services import model_server
+
+    for _ in range(3):
+        recommend(server.http_url, "u0003", k=3)
+    quiet = server.log_path.read_text()
+    assert "uvicorn.access" not in quiet and "kserve.trace" not in quiet
+    config = tmp_path / "flywheel.yaml"
+    config.write_text("serving:\n  access_log: true\n")  # one setting
+    args = ("--config", str(config), "--bundle", str(served_bundle[0]), "--features", "none")
+    with model_server(tmp_path / "home", *args) as logged:
+        for _ in range(3):
+            recommend(logged.http_url, "u0003", k=3)
+        time.sleep(0.5)  # the log handler writes after the answer
+        lines = logged.log_path.read_text()
+    assert lines.count("POST /v2/models/recommender/infer") >= 3 and "kserve.trace" in lines

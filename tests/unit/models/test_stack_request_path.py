@@ -8,7 +8,7 @@ import pytest
 
 from flywheel.models.bundle import ModelBundle, train_bundle
 from flywheel.models.encoding import encode_ranker
-from flywheel.models.sources import partition_top, stable_ranks, top_titles
+from flywheel.models.sources import ordered_top, partition_top, stable_ranks, top_titles
 from flywheel.models.stack import Recommender
 from tests.support.recommender import grow_catalog
 
@@ -129,3 +129,57 @@ def test_the_sources_candidates_and_ranks_follow_the_batch_path() -> None:
         rows = rng.integers(0, n_items, 12)
         np.testing.assert_array_equal(stable_ranks(scores, rows), rank[rows])
         np.testing.assert_array_equal(stable_ranks(scores.astype(np.float64), rows), rank[rows])
+
+
+def test_the_kept_order_gives_the_partitions_candidates_under_exclusions() -> None:
+    """Time-only sources: the first titles of the kept order, minus the excluded, are the partition's
+    pick of the masked scores; where titles tie at the cut the masked scores are partitioned."""
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        n_items = int(rng.integers(1, 300 if trial % 2 else 5_000))
+        if trial % 3 == 0:  # popular now: zeros but for a few titles
+            scores = np.zeros(n_items, dtype=np.float32)
+            some = rng.integers(0, n_items, int(rng.integers(0, 100)))
+            scores[some] = np.log1p(rng.integers(1, 5, len(some))).astype(np.float32)
+        else:  # new releases: -inf but for a few, with ties
+            scores = np.where(rng.random(n_items) < 0.3, rng.integers(0, 6, n_items), -np.inf).astype(np.float32)
+        order = np.argsort(-scores, kind="stable")
+        excluded = np.unique(rng.integers(0, n_items, int(rng.integers(0, 40))))
+        masked = scores.copy()[None, :]
+        masked[0, excluded] = -np.inf
+        for n in (0, 1, int(rng.integers(1, n_items + 1)), n_items, n_items + 2):
+            got = ordered_top(scores, order, excluded, n, lambda m=masked: m)
+            np.testing.assert_array_equal(got, partition_top(masked, n), err_msg=f"trial {trial} n {n}")
+
+
+def test_item_to_item_candidates_from_the_models_titles_are_the_partitions(bundle, split, copies) -> None:
+    """Cuts above the zeros (read from the model's titles) and in them (the catalog partitioned)."""
+    recommender = Recommender(bundle, catalog=copies, train=split.train)
+    path = recommender.request_path
+    rng = np.random.default_rng(4)
+    users = _users(split) + [str(u) for u in split.train["user_id"].unique()[:20]]
+    checked_above = 0
+    for user in users:
+        exclude = [str(c) for c in copies["content_id"].iloc[rng.integers(0, len(copies), 5)]]
+        request = path.candidates(path.query(user), exclude)
+        values = request.masked("item_to_item")[0]
+        for n in (1, 2, 3, 5, 8, 13, 40, 100, len(values) - 1):
+            expected = partition_top(request.masked("item_to_item"), n)
+            np.testing.assert_array_equal(path._item_to_item_top(request, n), expected, err_msg=f"{user} n={n}")
+            checked_above += bool(len(expected)) and bool(values[expected].min() > 0)
+    assert checked_above > 10  # cuts above the zeros were read from the model's titles
+
+
+def test_under_concurrent_requests_item_to_item_runs_inline_with_the_same_answer(bundle, split, copies) -> None:
+    recommender = Recommender(bundle, catalog=copies, train=split.train)
+    path = recommender.request_path
+    query = path.query(_users(split)[0])
+    path._in_flight = 1  # another request holds the second core: no hand-off to the side thread
+    try:
+        busy = path.candidates(query, [])
+        assert path._side is None  # the side pool was never needed
+    finally:
+        path._in_flight = 0
+    alone = path.candidates(query, [])
+    assert path._side is not None  # alone, the item-to-item cut went to the second thread
+    assert np.array_equal(busy.rows, alone.rows)
