@@ -199,7 +199,8 @@ def _top(scores: np.ndarray, seen: Any, items: pd.Index) -> list[list[str]]:
 def run_protocol(users: int | None, home: Path, *, reuse: bool = False) -> dict[str, Any]:
     """Steps 1-4 of the protocol into ``home``; returns the systems' and baselines' metrics,
     the pipeline's metrics and the times. With ``reuse``, a home that already holds the imported
-    catalog and the backfilled events (the same deterministic steps) skips them."""
+    catalog and the backfilled events (the same deterministic steps) skips them; its registry is
+    started afresh, as in a full run (the promotion gate would compare with an earlier champion)."""
     folder = data_dir()
     check_fixture(folder)
     home.mkdir(parents=True, exist_ok=True)
@@ -213,7 +214,9 @@ def run_protocol(users: int | None, home: Path, *, reuse: bool = False) -> dict[
         times: dict[str, float] = {}
         done = (home / "catalog" / "catalog.parquet").exists() and any(home.glob("features/**/events.parquet"))
         if reuse and done:
-            print(f"reusing the imported catalog and the backfilled events of {home}")
+            print(f"reusing the imported catalog and the backfilled events of {home} (a new registry)")
+            (home / "mlflow.db").unlink(missing_ok=True)  # an earlier champion would gate this run's model
+            shutil.rmtree(home / "mlartifacts", ignore_errors=True)
         else:
             times |= prepare(movies, ratings, config, env, work)
         times["pipeline run training"] = run(["pipeline", "run", "training", *config], env, work)

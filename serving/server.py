@@ -12,6 +12,7 @@ REST and gRPC servers itself on ``serving.host``. Import this module only after 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -212,11 +213,13 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
         shadow_queue=serving.shadow_queue,
     )
     observer.deployed(deployment)
+    freeze_heap()
     if watcher is not None:
 
         def swap(new: Deployment) -> None:
             router.swap(new)
             observer.deployed(new)
+            freeze_heap()
 
         watcher.on_change = swap
         watcher.start(serving.poll_interval_s)
@@ -302,6 +305,15 @@ class RejectNonUtf8Body:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def freeze_heap() -> None:
+    """Collect, then move every object alive now (the loaded versions: catalogs, histories, models)
+    out of the garbage collector's generations (``gc.freeze``), so that a full collection during a
+    request walks only what requests allocate. Unfrozen first: a version swapped out is collected."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _with_utf8_check() -> None:
