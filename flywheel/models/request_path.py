@@ -10,16 +10,13 @@ way:
   candidates when nothing is excluded, the titles' release recency) is computed once per time and
   kept; what depends only on the catalog (the ranker's content ids, creators, genres, the content
   snapshot, the item-to-item candidates of a user without history) once per model load;
-* a source's candidates are its ``n`` best titles, found without a partition of the catalog
-  unless titles tie at the cut, where NumPy's partition of the same scores picks them as in the
-  batch path (:func:`~flywheel.models.sources.partition_top`): the time-only sources read them
-  from their order kept per time, minus the request's exclusions
-  (:func:`~flywheel.models.sources.ordered_top`), the item-to-item source from the model's
-  titles (every other title scores 0); only the candidates' ranks are counted (titles ahead of
-  them), not the whole catalog's indices sorted;
-* the item-to-item candidates (the one source whose cut may fall among the catalog's zeros, a
-  partition of all of it) are found on a second thread while this one computes the two-tower
-  scores: NumPy and torch release the GIL, so one request uses both cores;
+* a source's candidates are its ``n`` best titles, ties at the cut in the version's tie order
+  (:class:`~flywheel.models.sources.TieOrder`), found without sorting or partitioning the catalog
+  (:func:`~flywheel.models.sources.top_rows`): the time-only sources read them from their order
+  kept per time, minus the request's exclusions (:func:`~flywheel.models.sources.ordered_top`),
+  the item-to-item source from the model's titles (every other title scores 0, and the zeros are
+  read in tie order); only the candidates' ranks are counted (titles ahead of them), not the whole
+  catalog's indices sorted;
 * user, pair and ranker rows are numpy arrays built by the same arithmetic as the frames.
 
 The answers are identical (a unit test pins items and scores against the batch path, for known and
@@ -29,12 +26,9 @@ function; :meth:`~flywheel.models.stack.Recommender.recommend` answers through t
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,14 +41,13 @@ from flywheel.models.dataset import genre_cosine
 from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_multi_hot
 from flywheel.models.ranker import combined_score
 from flywheel.models.sources import (
-    cut_is_tied,
+    first_in_order,
     new_release_scores,
     ordered_top,
-    partition_top,
     recent_counts,
     release_age_days,
     stable_ranks,
-    tied_top,
+    top_rows,
 )
 
 if TYPE_CHECKING:
@@ -130,9 +123,10 @@ class _TimeSources:
     tops: dict[str, np.ndarray]
     """Their candidates when nothing is excluded."""
     orders: dict[str, np.ndarray]
-    """Their stable orders (``np.argsort(-scores, kind="stable")``; none for scores with NaN)."""
+    """Their orders with ties (:meth:`~flywheel.models.sources.TieOrder.scores_order`; none for scores with NaN)."""
     ranks: dict[str, np.ndarray]
-    """Each title's place in their stable orders ([N]; only for a ranker that reads the sources)."""
+    """Each title's place in their stable orders (``np.argsort(-scores, kind="stable")``, the rank
+    features' order; [N], only for a ranker that reads the sources)."""
     recency: np.ndarray
     """Days from each title's release to the request time, as the pair rows compute it ([N] float64)."""
 
@@ -148,6 +142,7 @@ class RequestPath:
     def __init__(self, top_k: Recommender) -> None:
         self.top_k = top_k
         self.spec = top_k.spec
+        self.ties = top_k.ties
         self.n_items = len(top_k.content_ids)
         self.limits = {name: int(getattr(top_k.config.candidates, name)) for name in SOURCES}
         self.reads_sources = top_k.reads_sources or top_k.ranker is None
@@ -180,12 +175,9 @@ class RequestPath:
         self.cold_item_to_item = None
         if top_k.item_to_item is not None:
             nothing = self._item_to_item(np.zeros(0, dtype=np.int64))
-            self.cold_item_to_item = partition_top(nothing, self.limits["item_to_item"])
+            self.cold_item_to_item = top_rows(nothing[0], self.limits["item_to_item"], self.ties)
         self._times: dict[int, _TimeSources] = {}
         self._lock = threading.Lock()
-        self._side: tuple[int, ThreadPoolExecutor] | None = None
-        self._in_flight = 0
-        """Requests in :meth:`candidates` now: a second core is only free when this is the only one."""
         self.time_sources(top_k.end_ms)  # the default request time, ready before the first request
 
     # -- the request's user ---------------------------------------------------------------------
@@ -252,13 +244,14 @@ class RequestPath:
             "popular_now": np.log1p(recent)[None, :],
             "new_releases": new_release_scores(ages, recent, cand.new_release_days)[None, :],
         }
-        tops = {name: partition_top(values, self.limits[name]) for name, values in scores.items()}
-        orders = {name: np.argsort(-values[0], kind="stable") for name, values in scores.items()}
+        tops = {name: top_rows(values[0], self.limits[name], self.ties) for name, values in scores.items()}
+        orders = {
+            name: self.ties.scores_order(values[0]) for name, values in scores.items() if not np.isnan(values).any()
+        }
         ranks: dict[str, np.ndarray] = {}
-        for name, order in orders.items() if self.reads_sources else ():
+        for name, values in scores.items() if self.reads_sources else ():
             ranks[name] = np.empty(self.n_items, dtype=np.int64)
-            ranks[name][order] = np.arange(self.n_items)
-        orders = {name: order for name, order in orders.items() if not np.isnan(scores[name]).any()}
+            ranks[name][np.argsort(-values[0], kind="stable")] = np.arange(self.n_items)
         found = _TimeSources(scores, tops, orders, ranks, self._recency(as_of_ms))
         with self._lock:
             if len(self._times) >= _TIMES_KEPT:
@@ -281,16 +274,6 @@ class RequestPath:
 
     def candidates(self, query: UserQuery, exclude: Sequence[str] = ()) -> RequestCandidates:
         """Every source's scores for the request and the merged candidates, never an excluded title."""
-        with self._lock:
-            self._in_flight += 1
-            alone = self._in_flight == 1
-        try:
-            return self._candidates(query, exclude, alone)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-
-    def _candidates(self, query: UserQuery, exclude: Sequence[str], alone: bool) -> RequestCandidates:
         top_k = self.top_k
         parts = [query.seen_rows] if top_k.config.evaluation.exclude_seen else []
         if len(exclude):
@@ -301,69 +284,42 @@ class RequestPath:
         timed = self.time_sources(query.as_of_ms)
         scores.update(timed.scores)
         request = RequestCandidates(query, np.zeros(0, dtype=np.int64), scores, excluded)
-        kept = dict(timed.tops)
-        if not len(query.seen_rows) and self.cold_item_to_item is not None:
-            kept["item_to_item"] = self.cold_item_to_item  # no history: the scores are all zero
-        tops: dict[str, np.ndarray | Future[np.ndarray]] = {}
-        n = self.limits["item_to_item"]
-        if n and not ("item_to_item" in kept and not len(excluded)) and top_k.item_to_item is not None:
-            # the one source whose cut may fall among the catalog's zeros (a partition of all of it):
-            # on another core while this one computes the two-tower scores, when no other request
-            # holds that core (under concurrent requests the hand-off only costs: 177 -> 194 req/s
-            # inline at 8 clients on 2 cores)
-            if alone:
-                tops["item_to_item"] = self._side_pool().submit(self._item_to_item_top, request, n)
-            else:
-                tops["item_to_item"] = self._item_to_item_top(request, n)
         with torch.inference_mode():
             user = top_k.retrieval.user_tower(*self._user_inputs(query))
-            index = top_k.index  # TopKIndex.scores, without its two temporary [1, N] arrays
-            two_tower = user @ index.embeddings.T
-            two_tower.div_(index.temperature)
-            two_tower.add_(index.bias.unsqueeze(0))
-            scores["two_tower"] = two_tower.numpy()
+            scores["two_tower"] = top_k.index.scores(user).numpy()
+        found = []
         for name in SOURCES:
             n = self.limits[name]
-            if n == 0 or name in tops:
+            if n == 0:
                 continue
-            if name in kept and not len(excluded):
-                tops[name] = kept[name]
+            if name in timed.tops and not len(excluded):
+                found.append(timed.tops[name])
             elif name in timed.orders:
-                masked = partial(request.masked, name)
-                tops[name] = ordered_top(timed.scores[name][0], timed.orders[name], excluded, n, masked)
+                found.append(ordered_top(timed.scores[name][0], timed.orders[name], excluded, n))
+            elif name == "item_to_item" and top_k.item_to_item is not None:
+                found.append(self._item_to_item_top(request, n))
             else:
-                tops[name] = partition_top(request.masked(name), n)
-        found = [top.result() if isinstance(top, Future) else top for top in tops.values()]
+                found.append(top_rows(request.masked(name)[0], n, self.ties))
         rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         return replace(request, rows=rows)
 
-    def _side_pool(self) -> ThreadPoolExecutor:
-        """This process's second request thread (a pool's threads do not survive a fork)."""
-        side = self._side
-        if side is None or side[0] != os.getpid():
-            with self._lock:
-                if self._side is None or self._side[0] != os.getpid():
-                    self._side = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="request-path"))
-                side = self._side
-        return side[1]
-
     def _item_to_item_top(self, request: RequestCandidates, n: int) -> np.ndarray:
-        """:func:`~flywheel.models.sources.partition_top` of the item-to-item scores, read from the
-        model's titles: every other title scores 0, so the best ``n + 1`` are among the model's titles
-        and ``n + 1`` of the zeros. The whole catalog is partitioned only when titles tie at the cut."""
-        columns, excluded = self.top_k.i2i_columns, request.excluded
-        if n >= self.n_items - len(excluded):
-            return partition_top(request.masked("item_to_item"), n)
-        values = request.scores["item_to_item"][0, columns]
-        positions = self.i2i_position[excluded]
-        values[positions[positions >= 0]] = -np.inf
-        zeros = self.n_items - len(columns) - int(np.count_nonzero(positions < 0))
-        best = -np.sort(-np.concatenate([values, np.zeros(min(zeros, n + 1), dtype=values.dtype)]))
-        if cut_is_tied(best, n):
-            return tied_top(request.masked("item_to_item"), n)
-        if not best[n - 1] > 0:  # the cut reaches the zeros: they are the catalog's
-            return partition_top(request.masked("item_to_item"), n)
-        return np.sort(columns[values >= best[n - 1]])
+        """:func:`~flywheel.models.sources.top_rows` of the item-to-item scores, read from the model's
+        titles: every other title scores 0, so when fewer than ``n`` titles score above 0 the rest
+        are the first titles scoring 0 in tie order. Otherwise (the cut above the zeros, or too few
+        zeros) the catalog's scores are searched."""
+        if not len(request.query.seen_rows) and not len(request.excluded) and self.cold_item_to_item is not None:
+            return self.cold_item_to_item  # no history, nothing excluded: every score is 0
+        scores, excluded = request.scores["item_to_item"][0], request.excluded
+        columns = self.top_k.i2i_columns
+        out = np.zeros(self.n_items, dtype=bool)
+        out[excluded] = True
+        above = columns[(scores[columns] > 0) & ~out[columns]]
+        if len(above) < n:
+            zeros = first_in_order(lambda rows: (scores[rows] == 0) & ~out[rows], n - len(above), self.ties.order)
+            if len(zeros) == n - len(above):
+                return np.union1d(above, zeros)
+        return top_rows(request.masked("item_to_item")[0], n, self.ties)
 
     def _item_to_item(self, seen_rows: np.ndarray) -> np.ndarray:
         """:func:`~flywheel.models.sources.item_to_item_scores` of one user's history: the same sums,

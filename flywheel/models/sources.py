@@ -181,58 +181,110 @@ def stable_ranks(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.sort(keys), keys[rows]).astype(np.int64)
 
 
-def partition_top(masked: np.ndarray, n: int) -> np.ndarray:
-    """A source's candidates as the batch top-K function picks them: the finite titles of
-    ``np.argpartition(-masked, min(n, N - 1), axis=1)[:, :n]`` for one query (``masked``: [1, N]).
+@dataclass(frozen=True)
+class TieOrder:
+    """The order that breaks ties at a source's cut: the titles the model's training data holds
+    most interactions with first, then catalog order. A total order, so which tied titles make the
+    cut is a rule both paths compute, not a sort's internals: a user whose item-to-item scores are
+    zero but for a few titles gets, as the rest of that source's candidates, the most watched titles
+    it has no opinion of; titles that score alike in popular-now (nothing played in its window) or
+    embed alike are taken most watched first."""
 
-    Which titles come out is only NumPy's choice when titles tie at the cut (the n-th best equals
-    the next one); otherwise they are the ``n`` best, found here without the partition, which is
-    slow on arrays of many equal values (the zeros of a sparse source). Catalog order.
-    """
-    scores = masked[0]
+    order: np.ndarray
+    """Catalog rows, first first."""
+    rank: np.ndarray
+    """Each catalog row's place in :attr:`order`."""
+
+    @classmethod
+    def by_interactions(cls, rows: np.ndarray, n_items: int) -> TieOrder:
+        """The order of ``n_items`` catalog rows given the rows of the training interactions (one per
+        interaction): by count, then catalog order."""
+        counts = np.bincount(np.asarray(rows, dtype=np.int64), minlength=n_items)[:n_items]
+        order = np.argsort(-counts, kind="stable")
+        rank = np.empty(n_items, dtype=np.int64)
+        rank[order] = np.arange(n_items)
+        return cls(order, rank)
+
+    def scores_order(self, scores: np.ndarray) -> np.ndarray:
+        """Every catalog row, highest of ``scores`` ([N], no NaN) first, ties in this order."""
+        return np.lexsort((self.rank, -scores))
+
+
+def top_mask(masked: np.ndarray, n: int, ties: TieOrder) -> np.ndarray:
+    """A source's candidates for a batch of queries: [Q, N] True at each query's ``n`` highest
+    finite ``masked`` scores ([Q, N]; NaN counts as no opinion), ties at the cut broken by ``ties``."""
+    finite = np.isfinite(masked)
+    if n <= 0:
+        return np.zeros_like(finite)
+    if n >= masked.shape[1]:
+        return finite
+    down = -masked[:, ties.order]  # columns in the tie order: among equals, the first columns win
+    down[np.isnan(down)] = np.inf
+    cut = np.partition(down, n - 1, axis=1)[:, n - 1 : n]
+    ahead = down < cut
+    tied = down == cut
+    chosen = ahead | (tied & (np.cumsum(tied, axis=1) <= n - ahead.sum(axis=1, keepdims=True)))
+    out = np.empty_like(chosen)
+    out[:, ties.order] = chosen
+    return out & finite
+
+
+def top_rows(scores: np.ndarray, n: int, ties: TieOrder) -> np.ndarray:
+    """:func:`top_mask` of one query (``scores``: [N], excluded titles at -inf), as catalog rows in
+    catalog order, found without sorting the catalog: the cut is searched among the titles within a
+    sampled bound, and a large tie at the cut (the zeros of a sparse source) is read in tie order."""
     if n <= 0 or not len(scores):
         return np.zeros(0, dtype=np.int64)
     if n >= len(scores):
         return np.flatnonzero(np.isfinite(scores))
-    down = -scores
-    near = np.flatnonzero(down <= _bound(down, n + 1))
-    if len(near) <= n:  # NaN scores: the whole catalog
-        near = np.arange(len(down))
-    values = down[near]
-    last, after = np.partition(values, (n - 1, n))[[n - 1, n]]  # the n-th and (n + 1)-th best
-    if last < after or not np.isfinite(last):  # no tie at the cut (a tie of -inf is dropped anyway)
-        rows = near[values <= last]
-        return rows[np.isfinite(scores[rows])]
-    return tied_top(masked, n)
+    down = -np.asarray(scores)
+    nan = np.isnan(down)
+    if nan.any():
+        down[nan] = np.inf
+    bound = _bound(down, n)
+    near = np.flatnonzero(down <= bound)
+    tied: np.ndarray | None = None
+    if n <= len(near) <= len(down) // 8:
+        values = down[near]
+        cut = np.partition(values, n - 1)[n - 1]
+        ahead = near[values < cut]
+        tied = near[values == cut]
+    else:  # the bound is a large tie (the zeros of a sparse source), or a poor sample
+        below = np.count_nonzero(down < bound)
+        cut = bound if n <= len(near) and below < n else np.partition(down, n - 1)[n - 1]
+        ahead = np.flatnonzero(down < cut)
+    need = n - len(ahead)
+    if need > 0 and np.isfinite(cut):
+        if tied is None:
+            tied = first_in_order(lambda rows: down[rows] == cut, need, ties.order)
+        elif len(tied) > need:
+            tied = tied[np.argsort(ties.rank[tied], kind="stable")[:need]]
+        ahead = np.union1d(ahead, tied)
+    return ahead[np.isfinite(scores[ahead])]
 
 
-def tied_top(masked: np.ndarray, n: int) -> np.ndarray:
-    """:func:`partition_top` when titles tie at the cut (``0 < n < N``): NumPy's partition picks them."""
-    top = np.argpartition(-masked, n, axis=1)[0, :n]
-    return np.sort(top[np.isfinite(masked[0, top])])
+def first_in_order(is_tied: Callable[[np.ndarray], np.ndarray], need: int, order: np.ndarray) -> np.ndarray:
+    """The first ``need`` rows of ``order`` that ``is_tied`` (a test of an array of rows) accepts,
+    read in growing chunks (all of them when fewer are tied)."""
+    found: list[np.ndarray] = []
+    got, start, size = 0, 0, max(1024, 4 * need)
+    while got < need and start < len(order):
+        chunk = order[start : start + size]
+        hits = chunk[is_tied(chunk)]
+        found.append(hits)
+        got += len(hits)
+        start += size
+        size *= 2
+    return np.concatenate(found)[:need] if found else np.zeros(0, dtype=np.int64)
 
 
-def cut_is_tied(best: np.ndarray, n: int) -> bool:
-    """Whether the ``n``-th and ``(n + 1)``-th of the values ``best`` (best first) are equal and finite:
-    the titles at the cut tie, and :func:`tied_top` must pick them."""
-    return len(best) > n and best[n - 1] == best[n] and bool(np.isfinite(best[n - 1]))
-
-
-def ordered_top(
-    scores: np.ndarray, order: np.ndarray, excluded: np.ndarray, n: int, masked: Callable[[], np.ndarray]
-) -> np.ndarray:
-    """:func:`partition_top` of ``scores`` ([N], no NaN) with the ``excluded`` rows (unique) at -inf,
-    read from the scores' order (``np.argsort(-scores, kind="stable")``, kept): the first ``n`` titles
-    left. Only when titles tie at the cut does it partition the masked scores (``masked()``)."""
+def ordered_top(scores: np.ndarray, order: np.ndarray, excluded: np.ndarray, n: int) -> np.ndarray:
+    """:func:`top_rows` of ``scores`` ([N], no NaN) with the ``excluded`` rows (unique) at -inf, read
+    from the scores' order with ties (:meth:`TieOrder.scores_order`, kept): the first ``n`` titles left."""
     if n <= 0 or not len(scores):
         return np.zeros(0, dtype=np.int64)
-    if n >= len(scores) - len(excluded):  # (almost) the whole catalog
-        return partition_top(masked(), n)
-    head = order[: n + 1 + len(excluded)]
+    head = order[: n + len(excluded)]
     if len(excluded):
         head = head[~np.isin(head, excluded, assume_unique=True)]
-    head = head[: n + 1]
-    if cut_is_tied(scores[head], n):
-        return tied_top(masked(), n)
     first = head[:n]
     return np.sort(first[np.isfinite(scores[first])])

@@ -8,7 +8,7 @@ import pytest
 
 from flywheel.models.bundle import ModelBundle, train_bundle
 from flywheel.models.encoding import encode_ranker
-from flywheel.models.sources import ordered_top, partition_top, stable_ranks, top_titles
+from flywheel.models.sources import TieOrder, ordered_top, stable_ranks, top_mask, top_rows, top_titles
 from flywheel.models.stack import Recommender
 from tests.support.recommender import grow_catalog
 
@@ -102,6 +102,13 @@ def _argsort_reference(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, kind="stable")
 
 
+def _tie_reference(scores: np.ndarray, n: int, ties: TieOrder) -> np.ndarray:
+    """The ``n`` best finite titles by a full sort: score, then tie order (NaN: no opinion)."""
+    down = np.where(np.isnan(scores), np.inf, -scores.astype(np.float64))
+    first = np.lexsort((ties.rank, down))[:n]
+    return np.sort(first[np.isfinite(scores[first])])
+
+
 def test_the_sources_candidates_and_ranks_follow_the_batch_path() -> None:
     rng = np.random.default_rng(5)
     for trial in range(240):
@@ -114,16 +121,19 @@ def test_the_sources_candidates_and_ranks_follow_the_batch_path() -> None:
             scores = rng.integers(-3, 4, n_items).astype(np.float32)  # many ties
         scores[rng.random(n_items) < 0.2] = -np.inf  # excluded, or no opinion
         scores[rng.random(n_items) < 0.1] = -0.0  # sorts as 0.0
+        if trial % 5 == 0:
+            scores[rng.random(n_items) < 0.05] = np.nan  # no opinion
+        ties = TieOrder.by_interactions(rng.integers(0, n_items, int(rng.integers(0, 3 * n_items))), n_items)
         order = _argsort_reference(scores)
         for n in (0, 1, int(rng.integers(1, n_items + 1)), n_items + 2):
-            first = order[:n]
-            np.testing.assert_array_equal(top_titles(scores, n), np.sort(first[np.isfinite(scores[first])]))
-            kth = min(n, n_items - 1)
-            if n:  # the batch path's partition, ties at the cut included
-                part = np.argpartition(-scores[None, :], kth, axis=1)[0, :n]
-                np.testing.assert_array_equal(
-                    partition_top(scores[None, :], n), np.sort(part[np.isfinite(scores[part])])
-                )
+            expected = _tie_reference(scores, n, ties)
+            np.testing.assert_array_equal(top_rows(scores, n, ties), expected, err_msg=f"trial {trial} n {n}")
+            np.testing.assert_array_equal(np.flatnonzero(top_mask(scores[None, :], n, ties)[0]), expected)
+            if not np.isnan(scores).any():
+                first = order[:n]
+                np.testing.assert_array_equal(top_titles(scores, n), np.sort(first[np.isfinite(scores[first])]))
+        if np.isnan(scores).any():
+            continue
         rank = np.empty(n_items, dtype=np.int64)
         rank[order] = np.arange(n_items)
         rows = rng.integers(0, n_items, 12)
@@ -131,9 +141,24 @@ def test_the_sources_candidates_and_ranks_follow_the_batch_path() -> None:
         np.testing.assert_array_equal(stable_ranks(scores.astype(np.float64), rows), rank[rows])
 
 
-def test_the_kept_order_gives_the_partitions_candidates_under_exclusions() -> None:
-    """Time-only sources: the first titles of the kept order, minus the excluded, are the partition's
-    pick of the masked scores; where titles tie at the cut the masked scores are partitioned."""
+def test_ties_at_the_cut_go_to_the_most_watched_titles() -> None:
+    """A sparse source proposes its few titles, then the titles the data holds most interactions with."""
+    counts = np.array([0, 5, 1, 9, 0, 2, 7, 3])
+    ties = TieOrder.by_interactions(np.repeat(np.arange(8), counts), 8)
+    scores = np.array([0, 0, 0, 0, 0.4, 0, 0, 0], dtype=np.float32)
+    np.testing.assert_array_equal(top_rows(scores, 3, ties), [3, 4, 6])  # 0.4, then 9 and 7 interactions
+    scores[3] = -np.inf  # excluded: the next most watched
+    np.testing.assert_array_equal(top_rows(scores, 3, ties), [1, 4, 6])
+    np.testing.assert_array_equal(np.flatnonzero(top_mask(scores[None, :], 3, ties)[0]), [1, 4, 6])
+    order = ties.scores_order(np.where(np.isfinite(scores), scores, -np.inf))
+    np.testing.assert_array_equal(ordered_top(scores, order, np.array([3]), 3), [1, 4, 6])
+    alike = TieOrder.by_interactions(np.zeros(0, dtype=np.int64), 8)  # no interactions: catalog order
+    np.testing.assert_array_equal(top_rows(np.zeros(8, dtype=np.float32), 3, alike), [0, 1, 2])
+
+
+def test_the_kept_order_gives_the_candidates_under_exclusions() -> None:
+    """Time-only sources: the first titles of the kept order, minus the excluded, are the masked
+    scores' candidates."""
     rng = np.random.default_rng(8)
     for trial in range(300):
         n_items = int(rng.integers(1, 300 if trial % 2 else 5_000))
@@ -143,43 +168,31 @@ def test_the_kept_order_gives_the_partitions_candidates_under_exclusions() -> No
             scores[some] = np.log1p(rng.integers(1, 5, len(some))).astype(np.float32)
         else:  # new releases: -inf but for a few, with ties
             scores = np.where(rng.random(n_items) < 0.3, rng.integers(0, 6, n_items), -np.inf).astype(np.float32)
-        order = np.argsort(-scores, kind="stable")
+        ties = TieOrder.by_interactions(rng.integers(0, n_items, n_items), n_items)
+        order = ties.scores_order(scores)
         excluded = np.unique(rng.integers(0, n_items, int(rng.integers(0, 40))))
-        masked = scores.copy()[None, :]
-        masked[0, excluded] = -np.inf
+        masked = scores.copy()
+        masked[excluded] = -np.inf
         for n in (0, 1, int(rng.integers(1, n_items + 1)), n_items, n_items + 2):
-            got = ordered_top(scores, order, excluded, n, lambda m=masked: m)
-            np.testing.assert_array_equal(got, partition_top(masked, n), err_msg=f"trial {trial} n {n}")
+            got = ordered_top(scores, order, excluded, n)
+            np.testing.assert_array_equal(got, top_rows(masked, n, ties), err_msg=f"trial {trial} n {n}")
 
 
-def test_item_to_item_candidates_from_the_models_titles_are_the_partitions(bundle, split, copies) -> None:
-    """Cuts above the zeros (read from the model's titles) and in them (the catalog partitioned)."""
+def test_item_to_item_candidates_from_the_models_titles_are_the_catalogs(bundle, split, copies) -> None:
+    """Cuts above the zeros and in them (read from the model's titles) give the catalog's answer."""
     recommender = Recommender(bundle, catalog=copies, train=split.train)
     path = recommender.request_path
     rng = np.random.default_rng(4)
     users = _users(split) + [str(u) for u in split.train["user_id"].unique()[:20]]
-    checked_above = 0
+    checked_above = checked_zeros = 0
     for user in users:
         exclude = [str(c) for c in copies["content_id"].iloc[rng.integers(0, len(copies), 5)]]
         request = path.candidates(path.query(user), exclude)
         values = request.masked("item_to_item")[0]
         for n in (1, 2, 3, 5, 8, 13, 40, 100, len(values) - 1):
-            expected = partition_top(request.masked("item_to_item"), n)
+            expected = top_rows(values, n, path.ties)
             np.testing.assert_array_equal(path._item_to_item_top(request, n), expected, err_msg=f"{user} n={n}")
             checked_above += bool(len(expected)) and bool(values[expected].min() > 0)
-    assert checked_above > 10  # cuts above the zeros were read from the model's titles
-
-
-def test_under_concurrent_requests_item_to_item_runs_inline_with_the_same_answer(bundle, split, copies) -> None:
-    recommender = Recommender(bundle, catalog=copies, train=split.train)
-    path = recommender.request_path
-    query = path.query(_users(split)[0])
-    path._in_flight = 1  # another request holds the second core: no hand-off to the side thread
-    try:
-        busy = path.candidates(query, [])
-        assert path._side is None  # the side pool was never needed
-    finally:
-        path._in_flight = 0
-    alone = path.candidates(query, [])
-    assert path._side is not None  # alone, the item-to-item cut went to the second thread
-    assert np.array_equal(busy.rows, alone.rows)
+            checked_zeros += bool(len(expected)) and bool(values[expected].min() == 0)
+    assert checked_above > 10  # cuts above the zeros
+    assert checked_zeros > 10  # cuts among the zeros, read in tie order
