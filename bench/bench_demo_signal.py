@@ -106,7 +106,7 @@ def main() -> None:
     from flywheel.config.loader import load_config
     from flywheel.evaluation.evaluate import evaluate
     from flywheel.models.bundle import train_bundle
-    from flywheel.models.dataset import prepare_window, split_window
+    from flywheel.models.dataset import is_relevant, prepare_window, relevance_label, split_window
     from flywheel.simulator.frames import simulate_window
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -120,6 +120,12 @@ def main() -> None:
         default=0,
         help="days simulated before the window for the features only (users who arrive with a history)",
     )
+    parser.add_argument(
+        "--warm-history",
+        action="store_true",
+        help="the warm-up days' interests also enter the watch histories (not only the features)",
+    )
+    parser.add_argument("--holdout-fraction", type=float, default=None, help="default: the configured")
     parser.add_argument("--seeds", default="1,2,3")
     args = parser.parse_args()
 
@@ -130,11 +136,17 @@ def main() -> None:
     if args.sessions is not None:
         update["sessions_per_user_day"] = args.sessions
     training = config.training
+    if args.holdout_fraction is not None:
+        training = training.model_copy(update={"holdout_fraction": args.holdout_fraction})
     ratios = []
     for seed in (int(s) for s in args.seeds.split(",")):
         began = time.perf_counter()
-        window = simulate_window(config.simulator.model_copy(update={**update, "seed": seed}), first_day=args.warm_days)
+        sim = config.simulator.model_copy(update={**update, "seed": seed})
+        window = simulate_window(sim, first_day=0 if args.warm_history else args.warm_days)
         prepared = prepare_window(window.frame, window.catalog, history_length=training.retrieval.history_length)
+        if args.warm_history:  # histories over every day, examples from the window's first day on
+            first = pd.Timestamp(sim.start_date, tz="UTC") + pd.Timedelta(days=args.warm_days)
+            prepared = prepared[prepared["event_timestamp"] >= first].reset_index(drop=True)
         split = split_window(prepared, training.holdout_fraction, training.evaluation)
         simulated = time.perf_counter()
         bundle = train_bundle(split.train, window.catalog, training)
@@ -142,10 +154,13 @@ def main() -> None:
         m = evaluate(bundle, split.train, split.holdout, window.catalog, training, oracle=window.oracle).metrics
         ratio = m["two_stage.ndcg@10"] / m["popularity.ndcg@10"]
         ratios.append(ratio)
+        frame = split.holdout
+        relevance = relevance_label(frame, training.evaluation)
+        judged = frame.loc[is_relevant(frame, relevance), "user_id"].nunique()
         frame = window.frame
         print(
             f"seed {seed}: {len(frame):,} impressions, {int(frame['click'].sum()):,} clicks, "
-            f"{int(frame['watch_50'].sum()):,} watched past half | ndcg@10 two stages "
+            f"{int(frame['watch_50'].sum()):,} watched past half, {judged} users judged | ndcg@10 two stages "
             f"{m['two_stage.ndcg@10']:.4f} "
             f"retrieval {m['retrieval.ndcg@10']:.4f} popularity {m['popularity.ndcg@10']:.4f} "
             f"oracle {m['oracle.ndcg@10']:.4f} | ratio {ratio:.3f} | sim. two stages "
