@@ -309,8 +309,8 @@ class Loop:
         if not outcome.get("run_id"):
             return
         training = self.config.training
-        names = ("view.logged", "two_stage.ndcg@10", "popularity.ndcg@10")
-        names += ("catalog.two_stage.ndcg@10", "catalog.popularity.ndcg@10")
+        names = [f"{view}{system}.ndcg@10" for view in ("", "catalog.") for system in ("two_stage", "popularity")]
+        names.append("view.logged")
         found = run_metrics(training.tracking_uri, str(outcome["run_id"]), names)
         view = "" if found.get("view.logged", 1.0) else "catalog."
         ours, pop = found.get(f"{view}two_stage.ndcg@10"), found.get(f"{view}popularity.ndcg@10")
