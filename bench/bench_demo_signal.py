@@ -56,7 +56,8 @@ profile of each row's history appended to the user genre vector (history pooled 
 so that it reaches the models under the ``none`` id vocabulary): 1.116, 1.409, 1.171, 0.978,
 1.032, and with ``--warm-history``: 1.074, 1.276, 1.087, 0.911, 0.991; 2.0 sessions a day: 1.203,
 1.061, 1.195, 1.181, 1.186 (163-206 users judged: steadier, not higher); 10 training days and no
-warm-up: 1.146, 1.045, 0.856, 1.023, 1.103. Hand-made scores over the logged candidates, to see
+warm-up: 1.146, 1.045, 0.856, 1.023, 1.103; ``--holdout-fraction 0.33`` (85-115 users judged instead
+of 74-107): 1.005, 1.084, 1.364, 1.072, 1.180. Hand-made scores over the logged candidates, to see
 what the logs let anyone estimate: the position-debiased click rate of each title over the 10
 days (clicks / summed examination propensity) plus the user's smoothed click-rate lift in the
 title's primary genre reached 1.186, 1.061, 1.321, 1.239, 1.212 (7 warm days) and 1.089, 0.975,
