@@ -102,13 +102,49 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
+@dataclass(frozen=True)
+class LoopDays:
+    """The loop's simulated days: ``warm_days`` of history the users arrive with (their features
+    and the content statistics are built from them; no training example comes from them), then
+    ``days`` more, tastes shifting ``shift_day`` days into those. The champion trains on the days
+    from the end of the warm-up to the shift, a retraining on the last ``shift_day`` days."""
+
+    days: int
+    shift_day: float
+    warm_days: int = 0
+
+    def __post_init__(self) -> None:
+        if self.warm_days < 0:
+            raise ValueError(f"warm_days must be >= 0, not {self.warm_days}")
+        if not 0 < self.shift_day < self.days:
+            raise ValueError(f"the shift (day {self.shift_day}) must fall inside the {self.days} days")
+
+    @property
+    def simulated_days(self) -> int:
+        """Days the simulator runs: the warm-up and the loop's days."""
+        return self.warm_days + self.days
+
+    @property
+    def shift_at_day(self) -> float:
+        """The shift, in days from the simulation's start."""
+        return self.warm_days + self.shift_day
+
+    def training_start_ms(self, start_ms: int) -> int:
+        """Where the champion's training examples begin (the end of the warm-up)."""
+        return start_ms + self.warm_days * DAY_MS
+
+    def shift_ms(self, start_ms: int) -> int:
+        """The simulated time of the shift (the end of the champion's training window)."""
+        return start_ms + int(self.shift_at_day * DAY_MS)
+
+
 class Loop:
     """Runs the stages, narrates them and keeps the record."""
 
-    def __init__(self, config: FlywheelConfig, *, console: Console, shift_day: float) -> None:
+    def __init__(self, config: FlywheelConfig, *, console: Console, days: LoopDays) -> None:
         self.config = config
         self.console = console
-        self.shift_day = shift_day
+        self.days = days
         self.result = LoopResult()
         self.t0 = time.perf_counter()
         self._world: Any = None
@@ -165,7 +201,7 @@ class Loop:
 
     def shift_ms(self, start_ms: int) -> int:
         """The simulated time of the shift (the end of the champion's training window)."""
-        return start_ms + int(self.shift_day * DAY_MS)
+        return self.days.shift_ms(start_ms)
 
     def features(self, start_ms: int) -> None:
         """Batch features (PySpark) into the offline store, then the online store (Feast) as of the
@@ -207,7 +243,9 @@ class Loop:
 
             window = Path(cfg.home).resolve() / "pipelines" / "window.parquet"
             window.parent.mkdir(parents=True, exist_ok=True)
-            info = feature_platform_window(cfg, window)
+            # no example of the warm-up days is trained on: they are the users' history only
+            first = pd.Timestamp(self.days.training_start_ms(start_ms), unit="ms", tz="UTC")
+            info = feature_platform_window(cfg, window, start=first if self.days.warm_days else None)
             self._window_uri = str(window)
             rows = dict(summary.rows_written)
             rec.detail = (
@@ -249,15 +287,40 @@ class Loop:
     def train(self, start_ms: int) -> str:
         """Train on the days before the shift; the first model becomes the champion."""
         shift_ms = self.shift_ms(start_ms)
-        with self.stage("train", "training pipeline (kfp.local) on the days before the shift -> champion") as rec:
-            outcome = self._pipeline("training", "", iso(shift_ms))
+        warm = self.days.warm_days
+        start = iso(self.days.training_start_ms(start_ms)) if warm else ""
+        story = "training pipeline (kfp.local) on the days before the shift -> champion"
+        with self.stage("train", story + (f" (users arrive with {warm} days of history)" if warm else "")) as rec:
+            outcome = self._pipeline("training", start, iso(shift_ms))
             if outcome.get("status") != "registered":
                 rec.status = "failed"
                 raise RuntimeError(f"the first training did not register a champion: {outcome.get('reason', outcome)}")
             rec.detail = f"version {outcome.get('version')} -> {outcome.get('alias')}"
         self.result.facts["champion"] = str(outcome.get("version"))
         self.note("decision", f"v{outcome.get('version')} registered as {outcome.get('alias')}")
+        self._note_baseline(outcome, "champion")
         return str(outcome.get("version"))
+
+    def _note_baseline(self, outcome: dict[str, Any], which: str) -> None:
+        """Narrate the promotion gate's baseline rule for ``which`` run (champion, retraining): two
+        stages vs popularity, NDCG@10 (the gate's view)."""
+        from flywheel.registry.mlflow_registry import run_metrics
+
+        if not outcome.get("run_id"):
+            return
+        training = self.config.training
+        names = [f"{view}{system}.ndcg@10" for view in ("", "catalog.") for system in ("two_stage", "popularity")]
+        names.append("view.logged")
+        found = run_metrics(training.tracking_uri, str(outcome["run_id"]), names)
+        view = "" if found.get("view.logged", 1.0) else "catalog."
+        ours, pop = found.get(f"{view}two_stage.ndcg@10"), found.get(f"{view}popularity.ndcg@10")
+        if ours is None or not pop:
+            return
+        ratio = ours / pop
+        gate = training.promotion.min_ndcg_vs_popularity
+        self.result.facts.setdefault("ndcg_vs_popularity", {})[which] = ratio
+        detail = f"{which}: two stages {ratio:.3f}x popularity, NDCG@10 {ours:.4f} vs {pop:.4f} (gate {gate}x)"
+        self.note("metric", detail, ratio)
 
     def _traffic(self, parts: Any, requests: int, *, seed: int) -> Any:
         """Simulated users call the router in real time (the prediction log stamps the wall clock); their
@@ -403,7 +466,7 @@ class Loop:
             body = json.dumps({"version": "4", "status": "firing", "receiver": "retrain-trigger", "alerts": alerts})
             self.note("alert", f"firing: {', '.join(a.key for a in firing)}")
             # retrain on the latest days, the shift included (the gate warns about the drift, does not block)
-            window_start = iso(trailing_days(end_ms, self.shift_day).start_ms)
+            window_start = iso(trailing_days(end_ms, self.days.shift_day).start_ms)
             trigger = RetrainTrigger(
                 rules=TriggerRules(
                     cfg.trigger.alerts,
@@ -431,6 +494,7 @@ class Loop:
             outcome = finished[-1].outcome if finished else {}
             self.note("retraining", f"{outcome.get('status')}: {outcome.get('reason') or outcome.get('version', '')}")
             rec.detail = f"run {first.get('run_id')}: {outcome.get('status')}"
+        self._note_baseline(outcome, "retraining")
         self.result.facts["retraining"] = {k: v for k, v in outcome.items() if k != "log"}
         self.result.facts["decisions"] = [asdict(r) for r in read_audit(audit)]
         return outcome
@@ -591,9 +655,16 @@ def write_report(result: LoopResult, folder: Path) -> Path:
     return path
 
 
-def run_loop(config: FlywheelConfig, *, console: Console, shift_day: float, requests: int = 1000) -> LoopResult:
-    """Run every stage in order; the record is kept even when a stage fails."""
-    loop = Loop(config, console=console, shift_day=shift_day)
+def run_loop(
+    config: FlywheelConfig, *, console: Console, shift_day: float, requests: int = 1000, warm_days: int = 0
+) -> LoopResult:
+    """Run every stage in order; the record is kept even when a stage fails.
+
+    ``config.simulator.days`` holds the ``warm_days`` (see :class:`LoopDays`); ``shift_day``
+    counts from the end of the warm-up.
+    """
+    days = LoopDays(days=config.simulator.days - warm_days, shift_day=shift_day, warm_days=warm_days)
+    loop = Loop(config, console=console, days=days)
     try:
         start_ms, end_ms = loop.simulate()
         loop.features(start_ms)

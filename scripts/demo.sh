@@ -6,7 +6,9 @@
 # the challenger canaried -> promoted or rolled back, with the reason. Ends with a summary table (stage times, peak memory, online CTR)
 # and an HTML report with plots ($FLYWHEEL_HOME/reports/loop/loop.html).
 # State goes to $FLYWHEEL_HOME (default .flywheel/demo); each run starts clean.
-# DEMO_USERS sets the simulated population (default 500), DEMO_DAYS the days (default 5).
+# DEMO_USERS sets the simulated population (default 500), DEMO_DAYS the days (default 5), DEMO_WARM_DAYS
+# the days of history the users arrive with (default 7, simulated first, never trained on), DEMO_SEED
+# the simulator's seed (default: the configured one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FLYWHEEL_HOME="${FLYWHEEL_HOME:-.flywheel/demo}"
@@ -14,13 +16,16 @@ export MLFLOW_DISABLE_TELEMETRY=true
 FW=".venv/bin/flywheel"
 USERS="${DEMO_USERS:-500}"
 DAYS="${DEMO_DAYS:-5}"
+WARM_DAYS="${DEMO_WARM_DAYS:-7}"
+SEED_OPTION=()
+if [[ -n "${DEMO_SEED:-}" ]]; then SEED_OPTION=(--seed "$DEMO_SEED"); fi
 rm -rf "$FLYWHEEL_HOME"
 mkdir -p "$FLYWHEEL_HOME"
 
 step() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; }
 
-step "the closed loop ($USERS users, $DAYS days, tastes shift on day $((DAYS - 2)))"
-$FW monitor loop --users "$USERS" --days "$DAYS" --shift-day "$((DAYS - 2))"
+step "the closed loop ($USERS users with $WARM_DAYS days of history, $DAYS days, tastes shift on day $((DAYS - 2)))"
+$FW monitor loop --users "$USERS" --days "$DAYS" --shift-day "$((DAYS - 2))" --warm-days "$WARM_DAYS" "${SEED_OPTION[@]}"
 
 step "the retrain trigger's decisions"
 $FW monitor decisions

@@ -137,6 +137,14 @@ class VersionInfo:
     run_id: str
 
 
+def run_metrics(tracking_uri: str, run_id: str, names: Sequence[str]) -> dict[str, float]:
+    """The metrics ``names`` (flywheel names, e.g. ``two_stage.ndcg@10``) that run ``run_id`` logged."""
+    from mlflow import MlflowClient
+
+    logged = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.metrics
+    return {name: float(logged[metric_key(name)]) for name in names if metric_key(name) in logged}
+
+
 def version_by_alias(model_name: str, alias: str) -> VersionInfo | None:
     """The version behind ``alias`` (None when the model or the alias does not exist)."""
     from mlflow import MlflowClient

@@ -73,3 +73,18 @@ def test_cli_promote_list_rollback(config: Path) -> None:
     assert "version 1 is champion again" in rolled.output
     again = runner.invoke(app, ["registry", "rollback", "--config", str(config)])
     assert again.exit_code == 1 and "no 'previous_champion' to roll back to" in again.output
+
+
+def test_run_metrics_reads_the_flywheel_names_a_run_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry.connect(uri, "test", str(tmp_path / "a"))
+    try:
+        with mlflow.start_run() as run:
+            mlflow.log_metrics({registry.metric_key("two_stage.ndcg@10"): 0.25, "view.logged": 1.0})
+        found = registry.run_metrics(uri, run.info.run_id, ["two_stage.ndcg@10", "view.logged", "popularity.ndcg@10"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert found == {"two_stage.ndcg@10": 0.25, "view.logged": 1.0}  # what the run did not log is left out
