@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import struct
+import threading
 import time
 import zlib
 from bisect import bisect_right
@@ -378,7 +379,10 @@ class LocalEventLog:
         if (folder / "topic.json").exists():
             return
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "topic.json").write_text(json.dumps({"partitions": partitions or self.partitions}))
+        # written whole, then renamed: a process reading the log never sees a half-written file
+        tmp = folder / f".topic.json.{os.getpid()}.{threading.get_ident()}"
+        tmp.write_text(json.dumps({"partitions": partitions or self.partitions}))
+        os.replace(tmp, folder / "topic.json")
 
     def _writer(self, topic: str) -> _TopicWriter:
         if topic not in self._writers:

@@ -176,3 +176,33 @@ def test_large_values_and_unkeyed_messages(tmp_path: Path) -> None:
     producer.flush()
     values = [r.value for r in read_all(log, "blobs")]
     assert big in values and b"small" in values
+
+
+def test_a_reader_never_sees_a_half_written_topic(tmp_path: Path) -> None:
+    """Another process (a test, a monitor) reads the topics while the stream creates them."""
+    import threading
+
+    writer, reader = LocalEventLog(tmp_path, partitions=3), LocalEventLog(tmp_path, partitions=3)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                for topic in reader.topics():
+                    assert reader.topic_partitions(topic) == 3
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for n in range(400):
+            writer.create_topic(f"t{n}")
+    finally:
+        done.set()
+        thread.join()
+    assert not errors, errors[0]
+    assert len(reader.topics()) == 400
+    assert not [p for p in tmp_path.rglob(".topic.json.*")]  # no temporary file left
