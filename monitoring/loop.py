@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import resource
 import time
 from collections.abc import Iterator
@@ -304,6 +305,7 @@ class Loop:
     def _note_baseline(self, outcome: dict[str, Any], which: str) -> None:
         """Narrate the promotion gate's baseline rule for ``which`` run (champion, retraining): two
         stages vs popularity, NDCG@10 (the gate's view)."""
+        from flywheel.evaluation.gate import popularity_baseline
         from flywheel.registry.mlflow_registry import run_metrics
 
         if not outcome.get("run_id"):
@@ -311,10 +313,8 @@ class Loop:
         training = self.config.training
         names = [f"{view}{system}.ndcg@10" for view in ("", "catalog.") for system in ("two_stage", "popularity")]
         names.append("view.logged")
-        found = run_metrics(training.tracking_uri, str(outcome["run_id"]), names)
-        view = "" if found.get("view.logged", 1.0) else "catalog."
-        ours, pop = found.get(f"{view}two_stage.ndcg@10"), found.get(f"{view}popularity.ndcg@10")
-        if ours is None or not pop:
+        _, ours, pop = popularity_baseline(run_metrics(training.tracking_uri, str(outcome["run_id"]), names))
+        if math.isnan(ours) or not pop > 0:  # missing, or a popularity of 0
             return
         ratio = ours / pop
         gate = training.promotion.min_ndcg_vs_popularity

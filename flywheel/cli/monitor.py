@@ -209,9 +209,10 @@ def loop(
     from flywheel.config.models import FlywheelConfig
     from monitoring.loop import LoopDays, run_loop
 
-    if shift_day >= days:
-        fail(f"--shift-day {shift_day} must fall inside the {days} simulated days")
-    span = LoopDays(days=days, shift_day=shift_day, warm_days=warm_days)
+    try:
+        span = LoopDays(days=days, shift_day=shift_day, warm_days=warm_days)
+    except ValueError as exc:
+        fail(f"--shift-day/--days: {exc}")
     raw = load(config).model_dump(mode="json")
     raw["simulator"].update(users=users, days=span.simulated_days)
     if seed is not None:

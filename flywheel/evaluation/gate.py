@@ -24,6 +24,14 @@ class GateDecision:
         return "failed: " + "; ".join(self.reasons)
 
 
+def popularity_baseline(metrics: Mapping[str, float]) -> tuple[str, float, float]:
+    """The view the NDCG rules read (``""``: logged, ``"catalog."``: a window without logged
+    impressions, imported interactions) and the two stages' and popularity's NDCG@10 there (NaN
+    when missing)."""
+    view = "catalog." if metrics.get("view.logged", 1.0) == 0 else ""
+    return view, metrics.get(f"{view}two_stage.ndcg@10", math.nan), metrics.get(f"{view}popularity.ndcg@10", math.nan)
+
+
 def promotion_gate(metrics: Mapping[str, float], config: PromotionConfig) -> GateDecision:
     """Decide whether the candidate whose evaluation gave ``metrics`` may become challenger.
 
@@ -44,9 +52,7 @@ def promotion_gate(metrics: Mapping[str, float], config: PromotionConfig) -> Gat
     p99 = metrics.get("latency.ranker_p99_ms", math.nan)
     if not p99 <= config.max_latency_ms_p99:
         reasons.append(f"latency: ranker p99 {p99:.2f} ms > {config.max_latency_ms_p99} ms")
-    # a window without logged impressions (imported interactions) has only the catalog view
-    view = "catalog." if metrics.get("view.logged", 1.0) == 0 else ""
-    ours, pop = metrics.get(f"{view}two_stage.ndcg@10", math.nan), metrics.get(f"{view}popularity.ndcg@10", math.nan)
+    view, ours, pop = popularity_baseline(metrics)
     if not ours >= config.min_ndcg_vs_popularity * pop:
         reasons.append(
             f"baseline: {view}two-stage NDCG@10 {ours:.4f} < {config.min_ndcg_vs_popularity} x popularity {pop:.4f}"
