@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import struct
-import threading
 import time
 import zlib
 from bisect import bisect_right
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from flywheel.events.log import Message, Record, partition_for
+from flywheel.files import replace_text
 
 _HEADER = struct.Struct("<II")
 _BODY_HEAD = struct.Struct("<qH")
@@ -326,9 +326,7 @@ class LocalConsumer:
         merged = self._read_checkpoint()
         merged.update(self._positions)
         self._checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._checkpoint.with_suffix(".tmp")
-        tmp.write_text(json.dumps({str(k): v for k, v in sorted(merged.items())}))
-        os.replace(tmp, self._checkpoint)
+        replace_text(self._checkpoint, json.dumps({str(k): v for k, v in sorted(merged.items())}))
 
     def positions(self) -> dict[int, int]:
         return dict(self._positions)
@@ -379,10 +377,8 @@ class LocalEventLog:
         if (folder / "topic.json").exists():
             return
         folder.mkdir(parents=True, exist_ok=True)
-        # written whole, then renamed: a process reading the log never sees a half-written file
-        tmp = folder / f".topic.json.{os.getpid()}.{threading.get_ident()}"
-        tmp.write_text(json.dumps({"partitions": partitions or self.partitions}))
-        os.replace(tmp, folder / "topic.json")
+        # a process reading the log never sees a half-written file
+        replace_text(folder / "topic.json", json.dumps({"partitions": partitions or self.partitions}))
 
     def _writer(self, topic: str) -> _TopicWriter:
         if topic not in self._writers:

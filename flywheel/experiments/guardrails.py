@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from flywheel.experiments.config import GuardrailSpec
+from flywheel.files import replace_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +97,7 @@ def write_decision(folder: Path, experiment_id: str, decision: GuardrailDecision
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{experiment_id}{DECISION_SUFFIX}"
     body = {"experiment_id": experiment_id, "pause": decision.pause, "reasons": decision.reasons}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    replace_text(path, json.dumps(body, indent=2))
     return path
 
 

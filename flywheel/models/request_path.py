@@ -312,11 +312,11 @@ class RequestPath:
             return self.cold_item_to_item  # no history, nothing excluded: every score is 0
         scores, excluded = request.scores["item_to_item"][0], request.excluded
         columns = self.top_k.i2i_columns
-        out = np.zeros(self.n_items, dtype=bool)
-        out[excluded] = True
-        above = columns[(scores[columns] > 0) & ~out[columns]]
+        skip = np.zeros(self.n_items, dtype=bool)
+        skip[excluded] = True
+        above = columns[(scores[columns] > 0) & ~skip[columns]]
         if len(above) < n:
-            zeros = first_in_order(lambda rows: (scores[rows] == 0) & ~out[rows], n - len(above), self.ties.order)
+            zeros = first_in_order(lambda rows: (scores[rows] == 0) & ~skip[rows], n - len(above), self.ties.order)
             if len(zeros) == n - len(above):
                 return np.union1d(above, zeros)
         return top_rows(request.masked("item_to_item")[0], n, self.ties)
