@@ -39,6 +39,7 @@ from flywheel.config.features import DEFAULT_GENRES
 from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, SOURCES, USER_DENSE, USER_VECTOR
 from flywheel.models.dataset import genre_cosine
 from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_multi_hot
+from flywheel.models.inference import for_requests, run
 from flywheel.models.ranker import combined_score
 from flywheel.models.sources import (
     first_in_order,
@@ -176,6 +177,9 @@ class RequestPath:
         if top_k.item_to_item is not None:
             nothing = self._item_to_item(np.zeros(0, dtype=np.int64))
             self.cold_item_to_item = top_rows(nothing[0], self.limits["item_to_item"], self.ties)
+        # the models as one TorchScript call each (no GIL held while they run; the same numbers)
+        self.user_tower = for_requests(top_k.retrieval.user_tower)
+        self.ranker = for_requests(top_k.ranker) if top_k.ranker is not None else None
         self._times: dict[int, _TimeSources] = {}
         self._lock = threading.Lock()
         self.time_sources(top_k.end_ms)  # the default request time, ready before the first request
@@ -285,8 +289,7 @@ class RequestPath:
         scores.update(timed.scores)
         request = RequestCandidates(query, np.zeros(0, dtype=np.int64), scores, excluded)
         with torch.inference_mode():
-            user = top_k.retrieval.user_tower(*self._user_inputs(query))
-            scores["two_tower"] = top_k.index.scores(user).numpy()
+            scores["two_tower"] = top_k.index.scores(run(self.user_tower, *self._user_inputs(query))).numpy()
         found = []
         for name in SOURCES:
             n = self.limits[name]
@@ -413,13 +416,10 @@ class RequestPath:
 
     def rank_scores(self, request: RequestCandidates, inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
         """The ranker's weighted head score of each candidate (the two-tower z when there is no ranker)."""
-        ranker = self.top_k.ranker
-        if ranker is None:
+        if self.ranker is None:
             return np.asarray(self.source_features(request)["source_two_tower_z"], dtype=float)
-        sparse, dense, history = (torch.from_numpy(x) for x in inputs)
-        with torch.no_grad():
-            probs = torch.sigmoid(ranker(sparse, dense, history, None)).numpy()
-        return combined_score(probs, self.head_weights)
+        logits = run(self.ranker, *(torch.from_numpy(x) for x in inputs))
+        return combined_score(torch.sigmoid(logits).numpy(), self.head_weights)
 
     def recommend(
         self, user_id: str, k: int, exclude: Sequence[str] = (), *, as_of_ms: int | None = None

@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from flywheel.models.bundle import ModelBundle
+from flywheel.models.inference import for_requests, run
 from flywheel.models.ranker import combined_score
 
 #: Input and output names of the exported ranker (the libtorch backend's ``name__index`` convention).
@@ -31,18 +33,20 @@ class RankerBackend(Protocol):
 
 
 class InProcessRanker:
-    """The bundle's ranker in this process (eval mode, no gradients)."""
+    """The bundle's ranker in this process (eval mode, no gradients), as one TorchScript call
+    (:func:`flywheel.models.inference.for_requests`: the request threads rank in parallel)."""
 
     name = "in_process"
 
-    def __init__(self, bundle: ModelBundle) -> None:
+    def __init__(self, bundle: ModelBundle, module: nn.Module | None = None) -> None:
+        """``module``: the ranker compiled for requests already (else compiled here)."""
         self.bundle = bundle
+        self.module = module if module is not None else for_requests(bundle.ranker)
 
     def score(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
         """Head probabilities through the bundle's ranker, combined by the version's head weights."""
-        with torch.inference_mode():
-            logits = self.bundle.ranker(torch.from_numpy(sparse), torch.from_numpy(dense), torch.from_numpy(history))
-            probs = torch.sigmoid(logits).numpy()
+        logits = run(self.module, torch.from_numpy(sparse), torch.from_numpy(dense), torch.from_numpy(history))
+        probs = torch.sigmoid(logits).numpy()
         return np.asarray(combined_score(probs, self.bundle.ranker_config), dtype=np.float64)
 
 

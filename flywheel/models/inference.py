@@ -1,0 +1,37 @@
+"""Modules compiled for one request at a time: TorchScript, one call that runs without the GIL.
+
+A request runs a model on a few hundred rows, where an eager ``forward`` is mostly Python: each
+of its dozens of small operations is dispatched from Python, holding the GIL between them, so two
+request threads take turns instead of running on two cores. The TorchScript module runs the
+same operations (the results are bit-identical: a unit test compares them) in the TorchScript
+interpreter, which releases the GIL for the whole call. On the 100k-title serving bench's ranker
+(210 rows), 2026-12-03: eager 1,665 forwards/s on one thread and 1,687 on two; scripted 2,039
+and 3,562.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+def for_requests(module: nn.Module) -> nn.Module:
+    """``module`` (in eval mode) compiled with ``torch.jit.script``; the module itself when it
+    cannot be scripted (a logged warning: the answers are the same, only slower under load)."""
+    module.eval()
+    try:
+        return cast(nn.Module, torch.jit.script(module))
+    except Exception as exc:  # noqa: BLE001 - any scripting failure falls back to eager
+        logger.warning("%s: TorchScript failed, serving it eagerly: %s", type(module).__name__, exc)
+        return module
+
+
+def run(module: nn.Module, *inputs: Any) -> torch.Tensor:
+    """``module(*inputs)`` without autograd."""
+    with torch.inference_mode():
+        return cast(torch.Tensor, module(*inputs))
