@@ -55,5 +55,3 @@ def test_a_module_torchscript_cannot_compile_is_served_eagerly_with_a_warning(ca
     assert compiled is module and not module.training
     assert "_Unscriptable: TorchScript failed" in caplog.text
     assert run(compiled, torch.ones(2)).tolist() == [2.0, 2.0]
-
-
