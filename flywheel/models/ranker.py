@@ -212,6 +212,9 @@ def predict_heads(
         return torch.sigmoid(model(x["sparse"], x["dense"], x["history"], pos)).numpy()
 
 
-def combined_score(probabilities: np.ndarray, config: RankerConfig) -> np.ndarray:
-    """The final score: the configured weighted sum of the heads' probabilities."""
-    return probabilities @ head_weight_vector(config).numpy()
+def combined_score(probabilities: np.ndarray, config: RankerConfig | np.ndarray) -> np.ndarray:
+    """The final score: the configured weighted sum of the heads' probabilities (``config``: the
+    ranker's configuration, or its :func:`head_weight_vector` as a NumPy array, kept by a caller
+    that scores one request at a time)."""
+    weights = config if isinstance(config, np.ndarray) else head_weight_vector(config).numpy()
+    return probabilities @ weights

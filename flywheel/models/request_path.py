@@ -40,7 +40,7 @@ from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, SOURCES, USER_D
 from flywheel.models.dataset import genre_cosine
 from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_multi_hot
 from flywheel.models.inference import for_requests, run
-from flywheel.models.ranker import combined_score
+from flywheel.models.ranker import combined_score, head_weight_vector
 from flywheel.models.sources import (
     first_in_order,
     new_release_scores,
@@ -167,7 +167,7 @@ class RequestPath:
         )
         genres = top_k.catalog["genres"].apply(lambda g: list(g) if isinstance(g, list | tuple | np.ndarray) else [])
         self.overlap_genres = genre_multi_hot(genres, DEFAULT_GENRES)
-        self.head_weights = top_k.config.ranker
+        self.head_weights = head_weight_vector(top_k.config.ranker).numpy()
         self.spec_users = {u: i + 1 for i, u in enumerate(self.spec.users)}  # 0: unknown
         self.spec_devices = {d: i + 1 for i, d in enumerate(self.spec.devices)}
         self.i2i_position = np.full(self.n_items, -1, dtype=np.int64)  # catalog row -> row of the EASE weights

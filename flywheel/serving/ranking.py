@@ -16,7 +16,7 @@ from torch import nn
 
 from flywheel.models.bundle import ModelBundle
 from flywheel.models.inference import for_requests, run
-from flywheel.models.ranker import combined_score
+from flywheel.models.ranker import combined_score, head_weight_vector
 
 #: Input and output names of the exported ranker (the libtorch backend's ``name__index`` convention).
 TRITON_INPUTS = ("sparse_ids__0", "dense_features__1", "history_ids__2")
@@ -42,12 +42,13 @@ class InProcessRanker:
         """``module``: the ranker compiled for requests already (else compiled here)."""
         self.bundle = bundle
         self.module = module if module is not None else for_requests(bundle.ranker)
+        self.head_weights = head_weight_vector(bundle.ranker_config).numpy()
 
     def score(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
         """Head probabilities through the bundle's ranker, combined by the version's head weights."""
         logits = run(self.module, torch.from_numpy(sparse), torch.from_numpy(dense), torch.from_numpy(history))
         probs = torch.sigmoid(logits).numpy()
-        return np.asarray(combined_score(probs, self.bundle.ranker_config), dtype=np.float64)
+        return np.asarray(combined_score(probs, self.head_weights), dtype=np.float64)
 
 
 class TritonRanker:

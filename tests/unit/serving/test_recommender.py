@@ -4,13 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flywheel.config.serving import RulesConfig
 from flywheel.serving.features import StaticFeatures
-from flywheel.serving.recommender import Recommender
+from flywheel.serving.recommender import Recommender, is_tracing
 
 
 def _known_user(window: pd.DataFrame) -> str:
@@ -89,6 +90,23 @@ def test_spans_cover_request_features_retrieval_ranking_rules(bundle_dir: Path, 
     ranking = next(s for s in children if s.name == "ranking")
     assert ranking.attributes["ranking.backend"] == "in_process"
     assert root.attributes["model.version"] == "local"
+
+
+def test_spans_are_opened_only_where_a_tracer_provider_receives_them(monkeypatch) -> None:
+    assert is_tracing(TracerProvider().get_tracer("sdk"))
+    assert not is_tracing(trace.NoOpTracer())
+    proxy = trace.ProxyTracer("flywheel.serving")  # what trace.get_tracer gives before any provider is set
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+    assert not is_tracing(proxy)
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: TracerProvider())  # set later: the proxy delegates
+    assert is_tracing(proxy)
+
+
+def test_without_tracing_the_stages_are_still_timed(bundle_dir: Path, window, features) -> None:
+    rec = Recommender.from_folder(bundle_dir, features=features, tracer=trace.NoOpTracer())
+    answer = rec.recommend(_known_user(window), 5)
+    assert sorted(answer.stage_seconds) == ["features", "ranking", "retrieval", "rules"]
+    assert all(seconds > 0 for seconds in answer.stage_seconds.values())
 
 
 class _Reader:
