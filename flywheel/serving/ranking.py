@@ -8,6 +8,7 @@ return the ranker score [n]: the configured weighted sum of the heads' probabili
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,7 +53,13 @@ class InProcessRanker:
 
 
 class TritonRanker:
-    """The exported ranker on a Triton server, called over HTTP with tritonclient (binary tensors)."""
+    """The exported ranker on a Triton server, called over HTTP with tritonclient (binary tensors).
+
+    tritonclient's HTTP client runs on gevent and belongs to the thread that first uses it (from
+    another thread it raises ``greenlet.error: Cannot switch to a different thread``), so each
+    request thread gets its own client. Until 2026-12-03 one client was shared: under concurrent
+    requests about 40 % of the rankings failed over to the in-process ranker.
+    """
 
     name = "triton"
 
@@ -64,10 +71,24 @@ class TritonRanker:
         self.url = url
         self.model_name = model_name
         self.model_version = model_version
+        self.timeout_s = timeout_s
         self._http = httpclient
-        self._client = httpclient.InferenceServerClient(
-            url, connection_timeout=timeout_s, network_timeout=timeout_s, concurrency=4
-        )
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+
+    @property
+    def _client(self) -> Any:
+        """This thread's client (made on its first call)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._http.InferenceServerClient(
+                self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     def ready(self) -> bool:
         """Whether Triton reports the ranker ready (False when unreachable)."""
@@ -88,5 +109,8 @@ class TritonRanker:
         return np.asarray(result.as_numpy(TRITON_SCORE), dtype=np.float64).reshape(-1)
 
     def close(self) -> None:
-        """Close the client's connections."""
-        self._client.close()
+        """Close every thread's client."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()

@@ -1,6 +1,7 @@
 """Ranking on a real tritonserver (python backend, the exported TorchScript ranker) equals in-process ranking."""
 
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,11 @@ def test_flywheel_serve_triton_answers_like_the_in_process_server(
             a, b = recommend(server.http_url, user, k=6), recommend(on_triton.http_url, user, k=6)
             assert a.items == b.items
             np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
+        # concurrent requests run on several request threads, each with its own Triton client
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda n: recommend(on_triton.http_url, users[n % 5], k=6), range(40)))
+        for n, answer in enumerate(answers):
+            assert answer.items == recommend(server.http_url, users[n % 5], k=6).items
         log = on_triton.log_path.read_text()
         assert "ranker on Triton" in log
         with urllib.request.urlopen(f"http://{on_triton.http_url}/metrics") as response:
