@@ -4,9 +4,9 @@ A request runs a model on a few hundred rows, where an eager ``forward`` is most
 of its dozens of small operations is dispatched from Python, holding the GIL between them, so two
 request threads take turns instead of running on two cores. The TorchScript module runs the
 same operations (the results are bit-identical: a unit test compares them) in the TorchScript
-interpreter, which releases the GIL for the whole call. On the 100k-title serving bench's ranker
-(210 rows), 2026-12-03: eager 1,665 forwards/s on one thread and 1,687 on two; scripted 2,039
-and 3,562.
+interpreter, which releases the GIL for the whole call. ``bench/bench_request_models.py`` on
+2026-12-03 (the serving bench's bundle, 210 candidate rows a request): the ranker eager 1,316
+forwards/s on one thread and 1,500 on two, TorchScript 1,780 and 3,448 (2.30x on two threads).
 """
 
 from __future__ import annotations
