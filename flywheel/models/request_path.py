@@ -418,7 +418,17 @@ class RequestPath:
         """The ranker's weighted head score of each candidate (the two-tower z when there is no ranker)."""
         if self.ranker is None:
             return np.asarray(self.source_features(request)["source_two_tower_z"], dtype=float)
-        logits = run(self.ranker, *(torch.from_numpy(x) for x in inputs))
+        return self.ranker_scores(*inputs)
+
+    def ranker_scores(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """The ranker's weighted head score of encoded rows (:meth:`ranker_inputs`), one TorchScript call.
+
+        Raises:
+            ValueError: The version has no ranker.
+        """
+        if self.ranker is None:
+            raise ValueError("this model version has no ranker")
+        logits = run(self.ranker, torch.from_numpy(sparse), torch.from_numpy(dense), torch.from_numpy(history))
         return combined_score(torch.sigmoid(logits).numpy(), self.head_weights)
 
     def recommend(

@@ -12,12 +12,8 @@ import threading
 from typing import Any, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
-from flywheel.models.bundle import ModelBundle
-from flywheel.models.inference import for_requests, run
-from flywheel.models.ranker import combined_score, head_weight_vector
+from flywheel.models.request_path import RequestPath
 
 #: Input and output names of the exported ranker (the libtorch backend's ``name__index`` convention).
 TRITON_INPUTS = ("sparse_ids__0", "dense_features__1", "history_ids__2")
@@ -34,22 +30,18 @@ class RankerBackend(Protocol):
 
 
 class InProcessRanker:
-    """The bundle's ranker in this process (eval mode, no gradients), as one TorchScript call
-    (:func:`flywheel.models.inference.for_requests`: the request threads rank in parallel)."""
+    """The version's ranker in this process: the request path's own scoring
+    (:meth:`~flywheel.models.request_path.RequestPath.ranker_scores`, one TorchScript call: the
+    request threads rank in parallel)."""
 
     name = "in_process"
 
-    def __init__(self, bundle: ModelBundle, module: nn.Module | None = None) -> None:
-        """``module``: the ranker compiled for requests already (else compiled here)."""
-        self.bundle = bundle
-        self.module = module if module is not None else for_requests(bundle.ranker)
-        self.head_weights = head_weight_vector(bundle.ranker_config).numpy()
+    def __init__(self, path: RequestPath) -> None:
+        self.path = path
 
     def score(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
-        """Head probabilities through the bundle's ranker, combined by the version's head weights."""
-        logits = run(self.module, torch.from_numpy(sparse), torch.from_numpy(dense), torch.from_numpy(history))
-        probs = torch.sigmoid(logits).numpy()
-        return np.asarray(combined_score(probs, self.head_weights), dtype=np.float64)
+        """Head probabilities through the version's ranker, combined by its head weights."""
+        return np.asarray(self.path.ranker_scores(sparse, dense, history), dtype=np.float64)
 
 
 class TritonRanker:

@@ -128,7 +128,7 @@ class Recommender:
         self.catalog = self.top_k.catalog
         self.features = features
         self.version = version
-        self.in_process = InProcessRanker(bundle, self.path.ranker)
+        self.in_process = InProcessRanker(self.path)
         self.ranker: RankerBackend = ranker or self.in_process
         self.rules = rules or RulesConfig()
         self.tracer = tracer or trace.get_tracer("flywheel.serving")
