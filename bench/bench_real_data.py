@@ -291,6 +291,9 @@ def print_table(result: dict[str, Any]) -> None:
         f"\ntwo stages NDCG@10 {ours:.4f} / best baseline ({result['best_baseline']}) {best:.4f} "
         f"= {result['ratio']:.3f}x (goal >= 1.05x)"
     )
+    blend = result["metrics"].get("ranker.source_blend")
+    if blend is not None:
+        print(f"item-to-item blend of the two-stage score (chosen on the ranker's validation users): {blend:g}")
     print("times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["times"].items()) + " (shared machine)")
 
 

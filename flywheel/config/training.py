@@ -67,6 +67,11 @@ class RankerConfig(Section):
     """Two-stage score = log(weighted head score) + this x the retrieval logit (cosine / T + item bias):
     the ranker predicts clicks given an impression, the towers which items a user engages with at
     all; 0 ranks by the ranker alone."""
+    source_blend: float | None = Field(default=None, ge=0)
+    """Where the ranker reads the candidate sources (imported interactions): the two-stage score is
+    log(weighted head score) + this x the item-to-item source's z-score of the candidate, a blend of
+    two different models. None: chosen at training from :data:`~flywheel.models.stack.BLEND_GRID`
+    by NDCG@10 on the ranker's validation users (the version keeps the number); 0: the ranker alone."""
     use_retrieval_score: bool = False
     """Feed the two-tower score of each (user, item) pair to the ranker as a feature (in-sample
     scores on the training rows: measured no better on simulated data, so off by default)."""

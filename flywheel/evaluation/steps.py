@@ -110,6 +110,8 @@ def evaluate_and_log(
         )
     result.metrics["window.rows"] = float(len(train) + len(holdout))
     result.metrics.update({f"ids.{name}": value for name, value in bundle.spec.id_selection.items()})
+    if bundle.ranker_config.source_blend is not None:  # chosen by the ranker step (imported data)
+        result.metrics["ranker.source_blend"] = float(bundle.ranker_config.source_blend)
     plots = write_plots(result, report_dir / "plots", config.calibration_bins)
     example = holdout.head(5).drop(columns=["history"], errors="ignore")
     from flywheel.config.training import HEAD_NAMES

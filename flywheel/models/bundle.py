@@ -136,15 +136,16 @@ def with_retrieval_score(bundle: ModelBundle, frame: pd.DataFrame, catalog: pd.D
 def train_bundle(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> ModelBundle:
     """Fit the spec, train retrieval, the item-to-item source and the ranker on ``train``
     (prepared, with ``history``): the same steps as the training pipeline, in one call."""
-    from flywheel.models.stack import train_stacked_ranker, with_sources
+    from flywheel.models.stack import chosen_ranker_config, train_stacked_ranker, with_sources
 
     spec = fit_feature_spec(train, catalog, config)
     cat = encode_catalog(catalog, spec)
     retrieval = train_two_tower(train, cat, spec, config.retrieval, seed=config.seed)
     if config.ranker.use_retrieval_score:
         train = train.assign(retrieval_score=pair_scores(retrieval, train, spec, cat))
-    ranker, _ = train_stacked_ranker(train, catalog, spec, retrieval, config)
-    return with_sources(ModelBundle(spec, retrieval, ranker, config.retrieval, config.ranker), train, catalog, config)
+    ranker, info = train_stacked_ranker(train, catalog, spec, retrieval, config)
+    chosen = chosen_ranker_config(config.ranker, info)
+    return with_sources(ModelBundle(spec, retrieval, ranker, config.retrieval, chosen), train, catalog, config)
 
 
 def two_stage_score(ranker_score: np.ndarray, retrieval_logit: np.ndarray, *, blend: float) -> np.ndarray:

@@ -120,6 +120,14 @@ def init_position_bias(model: MultiTaskRanker, train: pd.DataFrame, max_position
         model.position_bias.weight.copy_(bias.unsqueeze(1).expand(-1, len(HEAD_NAMES)))
 
 
+def split_validation(train: pd.DataFrame, config: RankerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the rows the ranker fits and of its validation rows: the latest
+    ``validation_fraction`` of the rows by time (none below 200 rows), for early stopping."""
+    n_val = int(len(train) * config.validation_fraction) if len(train) >= 200 else 0
+    by_time = np.argsort(train["event_timestamp"].to_numpy(), kind="stable")
+    return np.sort(by_time[: len(train) - n_val]), by_time[len(train) - n_val :]
+
+
 def train_ranker(
     train: pd.DataFrame,
     catalog: pd.DataFrame,
@@ -155,12 +163,9 @@ def train_ranker(
         {"params": position_params, "lr": config.learning_rate * 10, "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
-    # early stopping: the latest `validation_fraction` of the rows (by time) is held out
-    n_val = int(len(train) * config.validation_fraction) if len(train) >= 200 else 0
-    times = train["event_timestamp"].to_numpy()
-    by_time = np.argsort(times, kind="stable")
-    fit_rows = torch.from_numpy(np.sort(by_time[: len(train) - n_val]))
-    val_rows = torch.from_numpy(by_time[len(train) - n_val :])
+    fit, val = split_validation(train, config)
+    fit_rows, val_rows = torch.from_numpy(fit), torch.from_numpy(val)
+    n_val = len(val)
     stopping = EarlyStopping(patience=config.patience)
     for _ in range(config.epochs):
         model.train()

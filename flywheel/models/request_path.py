@@ -345,11 +345,7 @@ class RequestPath:
         for name in SOURCES:
             matrix = request.masked(name)
             finite = np.isfinite(matrix)
-            safe = np.where(finite, matrix, np.nan)
-            spread = np.where(finite.any(1, keepdims=True), safe, 0.0)
-            mean = np.nanmean(spread, axis=1, keepdims=True)
-            std = np.nanstd(spread, axis=1, keepdims=True)
-            z = np.clip(np.nan_to_num((safe[:, rows] - mean) / np.where(std > 0, std, 1.0), nan=-5.0), -5.0, 10.0)
+            z = self.source_z(request, name)
             ranks = timed.ranks.get(name)
             if ranks is None:  # a source of the user's: count the titles ahead
                 rank = stable_ranks(matrix[0], rows)
@@ -359,9 +355,30 @@ class RequestPath:
             r = rank.astype(np.float32)
             ok = finite[0, rows]
             out[f"source_{name}_rank"] = np.where(ok, 1.0 / np.log2(2.0 + r), 0.0)
-            out[f"source_{name}_z"] = z[0]
+            out[f"source_{name}_z"] = z
             out[f"source_{name}_in"] = (ok & (r < self.limits[name])).astype(np.float32)
         return out
+
+    def source_z(self, request: RequestCandidates, name: str) -> np.ndarray:
+        """A source's z-score of each candidate over the catalog less the exclusions (clipped to
+        [-5, 10], -5 where the source has no score), as :meth:`Recommender.features` computes it."""
+        matrix = request.masked(name)
+        finite = np.isfinite(matrix)
+        safe = np.where(finite, matrix, np.nan)
+        spread = np.where(finite.any(1, keepdims=True), safe, 0.0)
+        mean = np.nanmean(spread, axis=1, keepdims=True)
+        std = np.nanstd(spread, axis=1, keepdims=True)
+        rows = request.rows
+        return np.clip(np.nan_to_num((safe[:, rows] - mean) / np.where(std > 0, std, 1.0), nan=-5.0), -5.0, 10.0)[0]
+
+    def two_stage(self, request: RequestCandidates, ranker_scores: np.ndarray) -> np.ndarray:
+        """The candidates' two-stage scores from their ranker scores (whichever backend computed them):
+        :func:`~flywheel.models.stack.two_stage_scores` with the version's item-to-item blend."""
+        if not self.top_k.blend:
+            return ranker_scores
+        from flywheel.models.stack import two_stage_scores
+
+        return two_stage_scores(ranker_scores, self.source_z(request, "item_to_item"), self.top_k.blend)
 
     def ranker_inputs(
         self, request: RequestCandidates, content: np.ndarray | None = None
@@ -418,7 +435,7 @@ class RequestPath:
         """The ranker's weighted head score of each candidate (the two-tower z when there is no ranker)."""
         if self.ranker is None:
             return np.asarray(self.source_features(request)["source_two_tower_z"], dtype=float)
-        return self.ranker_scores(*inputs)
+        return self.two_stage(request, self.ranker_scores(*inputs))
 
     def ranker_scores(self, sparse: np.ndarray, dense: np.ndarray, history: np.ndarray) -> np.ndarray:
         """The ranker's weighted head score of encoded rows (:meth:`ranker_inputs`), one TorchScript call.

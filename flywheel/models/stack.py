@@ -40,19 +40,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flywheel.config.training import HEAD_NAMES, TrainingConfig
+from flywheel.config.training import HEAD_NAMES, RankerConfig, TrainingConfig
 from flywheel.models.bundle import ModelBundle
 from flywheel.models.contract import SOURCES
 from flywheel.models.dataset import (
     INTEREST_LABELS,
     USER_COLUMNS,
     content_snapshot,
+    is_relevant,
     logs_impressions,
     pair_rows,
+    relevance_label,
     split_window,
 )
 from flywheel.models.encoding import FeatureSpec, encode_catalog
-from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads, train_ranker
+from flywheel.models.ranker import (
+    MultiTaskRanker,
+    build_ranker,
+    combined_score,
+    predict_heads,
+    split_validation,
+    train_ranker,
+)
 from flywheel.models.request_path import RequestPath
 from flywheel.models.sources import (
     ItemToItem,
@@ -71,6 +80,56 @@ from flywheel.models.sources import (
 from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users
 
 _CHUNK = 512
+
+BLEND_GRID: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0)
+"""The item-to-item weights :func:`choose_source_blend` chooses from."""
+
+
+def two_stage_scores(ranker_scores: np.ndarray, item_to_item_z: np.ndarray, blend: float) -> np.ndarray:
+    """The two-stage score of candidates: log(ranker score) + ``blend`` x the item-to-item source's
+    z-score (float64); at blend 0 the ranker's scores themselves."""
+    if blend == 0:
+        return ranker_scores
+    logs = np.log(np.clip(np.asarray(ranker_scores, dtype=np.float64), 1e-12, None))
+    return logs + blend * np.asarray(item_to_item_z, dtype=np.float64)
+
+
+def blend_ndcg(rows: pd.DataFrame, ranker_scores: np.ndarray, relevant: np.ndarray, blend: float, k: int = 10) -> float:
+    """Mean NDCG@``k`` over the users of labelled candidate ``rows`` (ranked within each user by
+    :func:`two_stage_scores`), users without a relevant candidate left out."""
+    from flywheel.evaluation.metrics import ranking_metrics
+
+    score = two_stage_scores(ranker_scores, rows["source_item_to_item_z"].to_numpy(), blend)
+    frame = pd.DataFrame({"user": rows["user_id"].astype(str).to_numpy(), "score": score, "relevant": relevant})
+    frame["row"] = np.arange(len(frame))
+    frame = frame.sort_values(["user", "score"], ascending=[True, False], kind="stable")
+    rankings = [list(group["row"]) for _, group in frame.groupby("user", sort=True)]
+    wanted = [set(group.loc[group["relevant"], "row"]) for _, group in frame.groupby("user", sort=True)]
+    return ranking_metrics(rankings, wanted, (k,))[f"ndcg@{k}"] if any(wanted) else float("nan")
+
+
+def choose_source_blend(
+    ranker: MultiTaskRanker, data: pd.DataFrame, catalog: pd.DataFrame, spec: FeatureSpec, config: TrainingConfig
+) -> tuple[float, dict[str, float]]:
+    """The item-to-item blend of a ranker trained on ``data`` (labelled candidates with the sources'
+    features): ``config.ranker.source_blend`` when set, else the one of :data:`BLEND_GRID` with the
+    best NDCG@10 over the ranker's validation rows (its early-stopping users, not fitted on; the
+    smaller blend on a tie, 0 without validation rows).
+
+    Returns:
+        The blend and the NDCG@10 of each blend tried (``ranker.blend.<value>.ndcg@10``).
+    """
+    if config.ranker.source_blend is not None:
+        return config.ranker.source_blend, {}
+    _, val = split_validation(data, config.ranker)
+    rows = data.iloc[val]
+    relevant = is_relevant(rows, relevance_label(rows, config.evaluation))
+    if not len(rows) or not relevant.any():
+        return 0.0, {}
+    scores = combined_score(predict_heads(ranker, rows, catalog, spec), config.ranker)
+    ndcg = {blend: blend_ndcg(rows, scores, relevant, blend) for blend in BLEND_GRID}
+    best = max(BLEND_GRID, key=lambda b: (ndcg[b], -b))
+    return best, {f"ranker.blend.{b:g}.ndcg@10": v for b, v in ndcg.items()}
 
 
 def interest_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -169,6 +228,9 @@ class Recommender:
         self.user_rows = latest[[c for c in USER_COLUMNS if c in latest.columns and c not in ("user_id", "history")]]
         self.snapshot = content_snapshot(train, pd.Timestamp(self.end_ms, unit="ms", tz="UTC"))
         self.reads_sources = reads_sources(train)
+        blend = self.config.ranker.source_blend if self.reads_sources and self.ranker is not None else None
+        self.blend = float(blend or 0.0)
+        """The item-to-item weight of the two-stage score (:func:`two_stage_scores`; 0 on logged traffic)."""
         self.index = TopKIndex.build(self.retrieval, encode_catalog(self.catalog, self.spec))
         if self.item_to_item is not None:
             self.i2i_columns, self.i2i_weights = self.item_to_item.restricted(self.column)
@@ -312,7 +374,10 @@ class Recommender:
         if self.ranker is None:
             return frame["source_two_tower_z"].to_numpy(dtype=float)
         probs = predict_heads(self.ranker, frame, self.catalog, self.spec)
-        return combined_score(probs, self.config.ranker)
+        score = combined_score(probs, self.config.ranker)
+        if not self.blend:
+            return score
+        return two_stage_scores(score, frame["source_item_to_item_z"].to_numpy(), self.blend)
 
     def score_pairs(
         self,
@@ -494,6 +559,13 @@ def labelled_candidates(
     return data, (kept / total if total else 1.0)
 
 
+def chosen_ranker_config(config: RankerConfig, info: dict[str, float]) -> RankerConfig:
+    """``config`` with what :func:`train_stacked_ranker` chose (its item-to-item blend), as the
+    version keeps it."""
+    blend = info.get("ranker.source_blend")
+    return config if blend is None else config.model_copy(update={"source_blend": float(blend)})
+
+
 def train_stacked_ranker(
     train: pd.DataFrame,
     catalog: pd.DataFrame,
@@ -533,10 +605,13 @@ def train_stacked_ranker(
     ranker = train_ranker(data, catalog, spec, config.ranker, seed=config.seed)
     with torch.no_grad():  # the sampling correction: logit + log(rate) undoes the negatives' downsampling
         ranker.heads.bias.add_(float(np.log(max(rate, 1e-6))))
+    blend, tried = choose_source_blend(ranker, data, catalog, spec, config)
     info = {
         "ranker.label_users": float(data["user_id"].nunique()),
         "ranker.rows": float(len(data)),
         "ranker.positives": float((data["click"] > 0).sum()),
         "ranker.negative_sampling_rate": float(rate),
+        "ranker.source_blend": float(blend),
+        **tried,
     }
     return ranker, info

@@ -111,7 +111,8 @@ def train_ranker_step(
     if config.ranker.use_retrieval_score:
         train = train.assign(retrieval_score=pair_scores(retrieval, train, spec, encode_catalog(catalog, spec)))
     model, info = train_stacked_ranker(train, catalog, spec, retrieval, config)
-    torch.save(model.state_dict(), model_path)
+    # the weights and what training chose that the version keeps (see assemble_bundle)
+    torch.save({"ranker": model.state_dict(), "source_blend": info.get("ranker.source_blend")}, model_path)
     return {"impressions": len(train), **info}
 
 
@@ -119,14 +120,19 @@ def assemble_bundle(
     spec_path: str | Path, retrieval_path: str | Path, ranker_path: str | Path, config: TrainingConfig
 ) -> ModelBundle:
     """A bundle from the artifacts of the training steps."""
+    from flywheel.models.stack import chosen_ranker_config
+
     spec = FeatureSpec.load(spec_path)
     retrieval = TwoTower(spec, config.retrieval)
     retrieval.load_state_dict(torch.load(retrieval_path, weights_only=True))
+    saved = torch.load(ranker_path, weights_only=True)
     ranker = build_ranker(spec, config.ranker)
-    ranker.load_state_dict(torch.load(ranker_path, weights_only=True))
+    ranker.load_state_dict(saved["ranker"])
     retrieval.eval()
     ranker.eval()
-    return ModelBundle(spec, retrieval, ranker, config.retrieval, config.ranker)
+    blend = saved.get("source_blend")
+    chosen = chosen_ranker_config(config.ranker, {} if blend is None else {"ranker.source_blend": blend})
+    return ModelBundle(spec, retrieval, ranker, config.retrieval, chosen)
 
 
 __all__ = [

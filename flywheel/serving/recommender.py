@@ -213,6 +213,7 @@ class Recommender:
                     degraded.append(self.ranker.name)
                     span.set_attribute("ranking.fallback", self.in_process.name)
                     scores = self.in_process.score(*inputs)
+                scores = self.path.two_stage(request, scores)
             with self._stage("rules", timings, tracing):
                 ages = release_age_days(self.top_k.release_ms[rows], as_of)
                 chosen = apply_rules(

@@ -38,4 +38,12 @@ def test_imported_ratings_and_catalog_train_register_and_score(tmp_path: Path) -
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")  # not an earlier test's registry
-    assert version_by_alias("flywheel-recommender", "champion") is not None
+    champion = version_by_alias("flywheel-recommender", "champion")
+    assert champion is not None
+    # the item-to-item blend chosen in the ranker step travelled to the registered version
+    from flywheel.models.bundle import ModelBundle
+    from flywheel.models.stack import BLEND_GRID
+    from flywheel.registry.mlflow_registry import download_bundle
+
+    bundle = ModelBundle.load(download_bundle(champion.run_id, str(tmp_path / "champion")))
+    assert bundle.ranker_config.source_blend in BLEND_GRID

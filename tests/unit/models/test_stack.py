@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from flywheel.models.bundle import ModelBundle, train_bundle
-from flywheel.models.stack import Recommender, first_queries, interest_rows, labelled_candidates
+from flywheel.models.ranker import build_ranker
+from flywheel.models.stack import (
+    BLEND_GRID,
+    Recommender,
+    choose_source_blend,
+    first_queries,
+    interest_rows,
+    labelled_candidates,
+    two_stage_scores,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +53,35 @@ def test_labelled_candidates_carry_the_later_responses(recommender, split) -> No
     logged = split.holdout.groupby("user_id")["content_id"].nunique()
     per_user = rows.groupby("user_id").size()
     assert (per_user <= logged.reindex(per_user.index) + 3).all()
+
+
+def test_two_stage_scores_add_the_weighted_item_to_item_z_to_the_log_ranker_score() -> None:
+    ranker, z = np.array([0.5, 0.25, 1e-20]), np.array([1.0, -2.0, 0.0], dtype=np.float32)
+    assert two_stage_scores(ranker, z, 0.0) is ranker  # blend 0: the ranker's own scores
+    np.testing.assert_allclose(two_stage_scores(ranker, z, 0.3), np.log([0.5, 0.25, 1e-12]) + 0.3 * z)
+
+
+def test_the_blend_is_chosen_on_the_rankers_validation_users(recommender, split, catalog, small_config) -> None:
+    """A ranker with no opinion (every score alike): where the item-to-item z marks the relevant
+    candidates the smallest blend that reads it wins; where it marks them wrong, the ranker alone."""
+    clicks = split.train[split.train["click"] > 0]
+    bundle = ModelBundle(
+        recommender.spec, recommender.retrieval, recommender.ranker, small_config.retrieval, small_config.ranker
+    )
+    sources = Recommender(bundle, catalog=catalog, train=clicks)
+    data, _ = labelled_candidates(sources, split.holdout, negatives_per_user=20, seed=1)
+    flat = build_ranker(recommender.spec, small_config.ranker)
+    for parameter in flat.parameters():
+        torch.nn.init.zeros_(parameter)
+    relevant = data["click"].to_numpy() > 0
+    chosen, tried = choose_source_blend(
+        flat, data.assign(source_item_to_item_z=relevant * 5.0), catalog, recommender.spec, small_config
+    )
+    assert chosen == BLEND_GRID[1] and tried[f"ranker.blend.{BLEND_GRID[1]:g}.ndcg@10"] == 1.0
+    assert tried["ranker.blend.0.ndcg@10"] < 1.0
+    chosen, _ = choose_source_blend(
+        flat, data.assign(source_item_to_item_z=relevant * -5.0), catalog, recommender.spec, small_config
+    )
+    assert chosen == 0.0
+    fixed = small_config.model_copy(update={"ranker": small_config.ranker.model_copy(update={"source_blend": 2.0})})
+    assert choose_source_blend(flat, data, catalog, recommender.spec, fixed) == (2.0, {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,6 +93,18 @@ def test_a_ranker_reading_the_sources_gets_the_batch_inputs(bundle, split, copie
         features = recommender.features(scored, np.zeros(len(rows), dtype=np.int64), rows)
         for name, values in path.source_features(request).items():
             np.testing.assert_array_equal(values, features[name].to_numpy(), err_msg=name)
+
+
+def test_the_item_to_item_blend_is_the_same_in_both_paths(bundle, split, copies) -> None:
+    """A version trained on imported data keeps a blend > 0: both paths add it alike."""
+    clicks = split.train[split.train["click"] > 0]
+    blended = replace(bundle, ranker_config=bundle.ranker_config.model_copy(update={"source_blend": 1.0}))
+    recommender = Recommender(blended, catalog=copies, train=clicks)
+    assert recommender.blend == 1.0
+    _assert_same_answers(recommender, split)
+    alone = Recommender(bundle, catalog=copies, train=clicks)
+    user = _users(split)[0]
+    assert recommender.recommend(user, 10) != alone.recommend(user, 10)  # the blend moves the scores
 
 
 def test_without_a_ranker_the_two_tower_z_orders_the_candidates(bundle, split, catalog) -> None:

@@ -1,5 +1,6 @@
 """The recommend path: the library's scores, exclusions, cold start, degradation, spans."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flywheel.config.serving import RulesConfig
+from flywheel.models.bundle import ModelBundle
 from flywheel.serving.features import StaticFeatures
 from flywheel.serving.recommender import Recommender, is_tracing
 
@@ -29,6 +31,31 @@ def test_scores_are_the_top_k_functions_scores(bundle_dir: Path, window: pd.Data
     watched = [str(c) for c in window.loc[window["user_id"] == user, "content_id"].iloc[:3]]
     answer = rec.recommend(user, 8, watched)
     items, scores = rec.top_k.recommend(user, 8, watched)
+    assert answer.items == items
+    np.testing.assert_allclose(answer.scores, scores, rtol=1e-6)
+
+
+def test_a_blended_version_serves_the_top_k_functions_two_stage_scores(bundle_dir: Path, window) -> None:
+    """A version of imported data (engagements only) with an item-to-item blend: whichever backend
+    scored the candidates, the served scores are the two-stage ones of the library."""
+    bundle = ModelBundle.load(bundle_dir)
+    state = bundle.state
+    assert state is not None
+    imported = replace(
+        bundle,
+        state=state[state["click"] > 0],
+        ranker_config=bundle.ranker_config.model_copy(update={"source_blend": 1.0}),
+    )
+    rec = Recommender(
+        imported,
+        pd.read_parquet(bundle_dir / "catalog.parquet"),
+        features=StaticFeatures(vector_dim=0),
+        rules=RulesConfig(max_per_genre=1000, max_per_creator=1000),
+    )
+    assert rec.top_k.blend == 1.0
+    user = _known_user(window)
+    answer = rec.recommend(user, 8)
+    items, scores = rec.top_k.recommend(user, 8)
     assert answer.items == items
     np.testing.assert_allclose(answer.scores, scores, rtol=1e-6)
 
