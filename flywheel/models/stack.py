@@ -28,6 +28,13 @@ Negatives are real: retrieved candidates the user did not engage with (the distr
 ranker sees when serving), and, where the window logs impressions, titles shown without a
 click, with their logged positions. Retrieved negatives are sampled per user; the heads' biases
 are then shifted by log(sampling rate), the correction that keeps probabilities calibrated.
+
+Where the ranker reads the sources (imported interactions), the two-stage score adds the
+item-to-item source's opinion to the ranker's: log(ranker score) + blend x the candidate's EASE
+z-score (:func:`two_stage_scores`), a blend of two different models. The ranker learns from one
+query per user, and its order moves with the seed; the blend is steadier and better. The blend is
+chosen per version on the ranker's validation users (:func:`choose_source_blend`) and kept in its
+ranker configuration; the request path and the model server add it after whichever backend ranked.
 """
 
 from __future__ import annotations
