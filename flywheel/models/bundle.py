@@ -136,7 +136,7 @@ def with_retrieval_score(bundle: ModelBundle, frame: pd.DataFrame, catalog: pd.D
 def train_bundle(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> ModelBundle:
     """Fit the spec, train retrieval, the item-to-item source and the ranker on ``train``
     (prepared, with ``history``): the same steps as the training pipeline, in one call."""
-    from flywheel.models.stack import chosen_ranker_config, train_stacked_ranker, with_sources
+    from flywheel.models.stack import train_stacked_ranker, with_sources
 
     spec = fit_feature_spec(train, catalog, config)
     cat = encode_catalog(catalog, spec)
@@ -144,13 +144,31 @@ def train_bundle(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingCon
     if config.ranker.use_retrieval_score:
         train = train.assign(retrieval_score=pair_scores(retrieval, train, spec, cat))
     ranker, info = train_stacked_ranker(train, catalog, spec, retrieval, config)
-    chosen = chosen_ranker_config(config.ranker, info)
+    chosen = with_blend(config.ranker, info.get("ranker.source_blend"))
     return with_sources(ModelBundle(spec, retrieval, ranker, config.retrieval, chosen), train, catalog, config)
 
 
 def two_stage_score(ranker_score: np.ndarray, retrieval_logit: np.ndarray, *, blend: float) -> np.ndarray:
     """log(ranker score) + blend x retrieval logit (the ranker's order when blend is 0)."""
     return np.log(np.clip(ranker_score, 1e-12, None)) + blend * retrieval_logit
+
+
+def with_blend(config: RankerConfig, blend: float | None) -> RankerConfig:
+    """``config`` with the item-to-item blend the ranker's training chose
+    (:func:`~flywheel.models.stack.train_stacked_ranker`; None: none chosen, logged traffic), as the
+    version keeps it."""
+    return config if blend is None else config.model_copy(update={"source_blend": float(blend)})
+
+
+def two_stage_scores(ranker_scores: np.ndarray, item_to_item_z: np.ndarray, blend: float) -> np.ndarray:
+    """The two-stage score of a version whose ranker reads the sources: :func:`two_stage_score` with
+    the item-to-item source's z-score in float64 (the batch and request paths give the same bits);
+    at blend 0 the ranker's scores themselves."""
+    if blend == 0:
+        return ranker_scores
+    return two_stage_score(
+        np.asarray(ranker_scores, dtype=np.float64), np.asarray(item_to_item_z, dtype=np.float64), blend=blend
+    )
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from flywheel.config.features import DEFAULT_GENRES
+from flywheel.models.bundle import two_stage_scores
 from flywheel.models.contract import CONTENT_DENSE, CROSS_DENSE, SOURCES, USER_DENSE, USER_VECTOR
 from flywheel.models.dataset import genre_cosine
 from flywheel.models.encoding import LOG_SCALED, encode_ranker_catalog, genre_multi_hot
@@ -103,6 +104,9 @@ class RequestCandidates:
     """Excluded catalog rows (seen, and the caller's exclusions), unique."""
     masked_scores: dict[str, np.ndarray] = field(default_factory=dict)
     """The sources' scores with -inf where excluded, as far as computed (see :meth:`masked`)."""
+    z_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """Each source's mean and standard deviation over the catalog less the exclusions, as far as
+    computed (see :meth:`RequestPath.source_z`: the rank features and the blend read them)."""
 
     def masked(self, name: str) -> np.ndarray:
         """A source's scores, -inf where excluded ([1, N], kept)."""
@@ -363,21 +367,23 @@ class RequestPath:
         """A source's z-score of each candidate over the catalog less the exclusions (clipped to
         [-5, 10], -5 where the source has no score), as :meth:`Recommender.features` computes it."""
         matrix = request.masked(name)
-        finite = np.isfinite(matrix)
-        safe = np.where(finite, matrix, np.nan)
-        spread = np.where(finite.any(1, keepdims=True), safe, 0.0)
-        mean = np.nanmean(spread, axis=1, keepdims=True)
-        std = np.nanstd(spread, axis=1, keepdims=True)
-        rows = request.rows
-        return np.clip(np.nan_to_num((safe[:, rows] - mean) / np.where(std > 0, std, 1.0), nan=-5.0), -5.0, 10.0)[0]
+        if name not in request.z_stats:  # one pass over the catalog a source and request
+            finite = np.isfinite(matrix)
+            spread = np.where(finite.any(1, keepdims=True), np.where(finite, matrix, np.nan), 0.0)
+            request.z_stats[name] = (
+                np.nanmean(spread, axis=1, keepdims=True),
+                np.nanstd(spread, axis=1, keepdims=True),
+            )
+        mean, std = request.z_stats[name]
+        values = matrix[:, request.rows]
+        safe = np.where(np.isfinite(values), values, np.nan)
+        return np.clip(np.nan_to_num((safe - mean) / np.where(std > 0, std, 1.0), nan=-5.0), -5.0, 10.0)[0]
 
     def two_stage(self, request: RequestCandidates, ranker_scores: np.ndarray) -> np.ndarray:
         """The candidates' two-stage scores from their ranker scores (whichever backend computed them):
-        :func:`~flywheel.models.stack.two_stage_scores` with the version's item-to-item blend."""
+        :func:`~flywheel.models.bundle.two_stage_scores` with the version's item-to-item blend."""
         if not self.top_k.blend:
             return ranker_scores
-        from flywheel.models.stack import two_stage_scores
-
         return two_stage_scores(ranker_scores, self.source_z(request, "item_to_item"), self.top_k.blend)
 
     def ranker_inputs(

@@ -31,7 +31,7 @@ are then shifted by log(sampling rate), the correction that keeps probabilities 
 
 Where the ranker reads the sources (imported interactions), the two-stage score adds the
 item-to-item source's opinion to the ranker's: log(ranker score) + blend x the candidate's EASE
-z-score (:func:`two_stage_scores`), a blend of two different models. The ranker learns from one
+z-score (:func:`~flywheel.models.bundle.two_stage_scores`), a blend of two different models. The ranker learns from one
 query per user, and its order moves with the seed; the blend is steadier and better. The blend is
 chosen per version on the ranker's validation users (:func:`choose_source_blend`) and kept in its
 ranker configuration; the request path and the model server add it after whichever backend ranked.
@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flywheel.config.training import HEAD_NAMES, RankerConfig, TrainingConfig
-from flywheel.models.bundle import ModelBundle
+from flywheel.config.training import HEAD_NAMES, TrainingConfig
+from flywheel.models.bundle import ModelBundle, two_stage_scores
 from flywheel.models.contract import SOURCES
 from flywheel.models.dataset import (
     INTEREST_LABELS,
@@ -92,26 +92,19 @@ BLEND_GRID: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0)
 """The item-to-item weights :func:`choose_source_blend` chooses from."""
 
 
-def two_stage_scores(ranker_scores: np.ndarray, item_to_item_z: np.ndarray, blend: float) -> np.ndarray:
-    """The two-stage score of candidates: log(ranker score) + ``blend`` x the item-to-item source's
-    z-score (float64); at blend 0 the ranker's scores themselves."""
-    if blend == 0:
-        return ranker_scores
-    logs = np.log(np.clip(np.asarray(ranker_scores, dtype=np.float64), 1e-12, None))
-    return logs + blend * np.asarray(item_to_item_z, dtype=np.float64)
-
-
 def blend_ndcg(rows: pd.DataFrame, ranker_scores: np.ndarray, relevant: np.ndarray, blend: float, k: int = 10) -> float:
     """Mean NDCG@``k`` over the users of labelled candidate ``rows`` (ranked within each user by
-    :func:`two_stage_scores`), users without a relevant candidate left out."""
+    :func:`~flywheel.models.bundle.two_stage_scores`), users without a relevant candidate left out."""
     from flywheel.evaluation.metrics import ranking_metrics
 
     score = two_stage_scores(ranker_scores, rows["source_item_to_item_z"].to_numpy(), blend)
     frame = pd.DataFrame({"user": rows["user_id"].astype(str).to_numpy(), "score": score, "relevant": relevant})
     frame["row"] = np.arange(len(frame))
     frame = frame.sort_values(["user", "score"], ascending=[True, False], kind="stable")
-    rankings = [list(group["row"]) for _, group in frame.groupby("user", sort=True)]
-    wanted = [set(group.loc[group["relevant"], "row"]) for _, group in frame.groupby("user", sort=True)]
+    rankings, wanted = [], []
+    for _, group in frame.groupby("user", sort=True):
+        rankings.append(list(group["row"]))
+        wanted.append(set(group.loc[group["relevant"], "row"]))
     return ranking_metrics(rankings, wanted, (k,))[f"ndcg@{k}"] if any(wanted) else float("nan")
 
 
@@ -237,7 +230,8 @@ class Recommender:
         self.reads_sources = reads_sources(train)
         blend = self.config.ranker.source_blend if self.reads_sources and self.ranker is not None else None
         self.blend = float(blend or 0.0)
-        """The item-to-item weight of the two-stage score (:func:`two_stage_scores`; 0 on logged traffic)."""
+        """The item-to-item weight of the two-stage score (:func:`~flywheel.models.bundle.two_stage_scores`;
+        0 on logged traffic)."""
         self.index = TopKIndex.build(self.retrieval, encode_catalog(self.catalog, self.spec))
         if self.item_to_item is not None:
             self.i2i_columns, self.i2i_weights = self.item_to_item.restricted(self.column)
@@ -564,13 +558,6 @@ def labelled_candidates(
         frames.append(frame)
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return data, (kept / total if total else 1.0)
-
-
-def chosen_ranker_config(config: RankerConfig, info: dict[str, float]) -> RankerConfig:
-    """``config`` with what :func:`train_stacked_ranker` chose (its item-to-item blend), as the
-    version keeps it."""
-    blend = info.get("ranker.source_blend")
-    return config if blend is None else config.model_copy(update={"source_blend": float(blend)})
 
 
 def train_stacked_ranker(

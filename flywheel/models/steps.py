@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from flywheel.config.training import TrainingConfig
-from flywheel.models.bundle import ModelBundle, fit_feature_spec
+from flywheel.models.bundle import ModelBundle, fit_feature_spec, with_blend
 from flywheel.models.contract import ContractError, adapt_feature_platform, utc_time
 from flywheel.models.dataset import prepare_window, split_window
 from flywheel.models.encoding import FeatureSpec, encode_catalog
@@ -120,8 +120,6 @@ def assemble_bundle(
     spec_path: str | Path, retrieval_path: str | Path, ranker_path: str | Path, config: TrainingConfig
 ) -> ModelBundle:
     """A bundle from the artifacts of the training steps."""
-    from flywheel.models.stack import chosen_ranker_config
-
     spec = FeatureSpec.load(spec_path)
     retrieval = TwoTower(spec, config.retrieval)
     retrieval.load_state_dict(torch.load(retrieval_path, weights_only=True))
@@ -130,9 +128,7 @@ def assemble_bundle(
     ranker.load_state_dict(saved["ranker"])
     retrieval.eval()
     ranker.eval()
-    blend = saved.get("source_blend")
-    chosen = chosen_ranker_config(config.ranker, {} if blend is None else {"ranker.source_blend": blend})
-    return ModelBundle(spec, retrieval, ranker, config.retrieval, chosen)
+    return ModelBundle(spec, retrieval, ranker, config.retrieval, with_blend(config.ranker, saved.get("source_blend")))
 
 
 __all__ = [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from flywheel.models.bundle import ModelBundle, train_bundle
+from flywheel.models.bundle import ModelBundle, train_bundle, two_stage_scores
 from flywheel.models.ranker import build_ranker
 from flywheel.models.stack import (
     BLEND_GRID,
@@ -15,7 +15,6 @@ from flywheel.models.stack import (
     first_queries,
     interest_rows,
     labelled_candidates,
-    two_stage_scores,
 )
 
 
