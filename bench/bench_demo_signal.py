@@ -94,8 +94,7 @@ def knowledge_ceilings(window: SimulatedWindow, split: TimeSplit, training: Trai
     The candidates, relevance and query users are the evaluation's (:mod:`flywheel.evaluation.evaluate`):
     the distinct titles each holdout user was shown, relevant when watched past half.
     """
-    from flywheel.evaluation.evaluate import exposed_candidates, rank_flat
-    from flywheel.evaluation.metrics import ranking_metrics
+    from flywheel.evaluation.metrics import exposed_candidates, rank_flat, ranking_metrics
     from flywheel.models.dataset import is_relevant, relevance_label
     from flywheel.models.stack import first_queries
 
@@ -142,6 +141,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3, help="days of the training window (the demo: 3)")
     parser.add_argument("--items", type=int, default=None, help="titles (default: the configured)")
     parser.add_argument("--sessions", type=float, default=None, help="sessions per user and day (default: configured)")
+    parser.add_argument("--taste-scale", type=float, default=None, help="simulator.taste_scale (default: configured)")
     parser.add_argument(
         "--warm-days",
         type=int,
@@ -163,6 +163,8 @@ def main() -> None:
         update["items"] = args.items
     if args.sessions is not None:
         update["sessions_per_user_day"] = args.sessions
+    if args.taste_scale is not None:
+        update["taste_scale"] = args.taste_scale
     training = config.training
     if args.holdout_fraction is not None:
         training = training.model_copy(update={"holdout_fraction": args.holdout_fraction})

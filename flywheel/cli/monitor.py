@@ -200,6 +200,17 @@ def loop(
             min=0,
         ),
     ] = 7,
+    sessions: Annotated[
+        float,
+        typer.Option(help="Sessions per user and day (streaming users come back about twice a day).", min=0.05),
+    ] = 2.0,
+    taste_scale: Annotated[
+        float,
+        typer.Option(
+            help="How far apart the users' tastes are (simulator.taste_scale; 8: users who know what they like).",
+            min=0.5,
+        ),
+    ] = 8.0,
     seed: Annotated[int | None, typer.Option(help="Simulator seed (default: simulator.seed).")] = None,
     requests: Annotated[int, typer.Option(help="Requests of simulated users per serving phase.", min=10)] = 1000,
     config: ConfigOption = None,
@@ -214,7 +225,9 @@ def loop(
     except ValueError as exc:
         fail(f"--shift-day/--days: {exc}")
     raw = load(config).model_dump(mode="json")
-    raw["simulator"].update(users=users, days=span.simulated_days)
+    raw["simulator"].update(
+        users=users, days=span.simulated_days, sessions_per_user_day=sessions, taste_scale=taste_scale
+    )
     if seed is not None:
         raw["simulator"]["seed"] = seed
     raw["simulator"]["scenarios"]["taste_drift"].update(

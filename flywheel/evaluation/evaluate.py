@@ -46,7 +46,14 @@ import pandas as pd
 import torch
 
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
-from flywheel.evaluation.metrics import graded_ndcg, head_metrics, matrix_ranking_metrics, ranking_metrics
+from flywheel.evaluation.metrics import (
+    exposed_candidates,
+    graded_ndcg,
+    head_metrics,
+    matrix_ranking_metrics,
+    rank_flat,
+    ranking_metrics,
+)
 from flywheel.models.bundle import ModelBundle, recommend, score_candidates, with_retrieval_score
 from flywheel.models.dataset import is_relevant, logs_impressions, query_rows, relevance_label
 from flywheel.models.encoding import sparse_cardinalities
@@ -74,35 +81,6 @@ class Evaluation:
     labels: pd.DataFrame
     probabilities: np.ndarray
     ndcg_by_k: dict[str, dict[int, float]] = field(default_factory=dict)
-
-
-def exposed_candidates(holdout: pd.DataFrame, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The items each query user was shown in the holdout, flat: (query index, content id).
-
-    Each user's items are distinct and in content-id order (not the logged order), so a ranker
-    that ties gains nothing from where the logging policy put an item.
-    """
-    shown = holdout[["user_id", "content_id"]].astype(str).drop_duplicates()
-    pos = pd.Series(np.arange(len(users)), index=pd.Index(users))
-    shown = shown[shown["user_id"].isin(pos.index)]
-    shown = shown.assign(q=pos.reindex(shown["user_id"]).to_numpy()).sort_values(["q", "content_id"], kind="stable")
-    return shown["q"].to_numpy(dtype=np.int64), shown["content_id"].to_numpy(dtype=object)
-
-
-def rank_flat(query_index: np.ndarray, content_ids: np.ndarray, scores: np.ndarray, queries: int, k: int) -> np.ndarray:
-    """Top-``k`` content ids per query from flat (query, item, score) triples, best first.
-
-    Ties keep the given order of the items; a query with fewer than ``k`` items is padded with
-    None (never relevant). Returns a [queries, k] object array.
-    """
-    order = np.lexsort((-np.asarray(scores, dtype=float), query_index))
-    q, ids = query_index[order], np.asarray(content_ids, dtype=object)[order]
-    first = np.searchsorted(q, np.arange(queries), side="left")
-    rank = np.arange(len(q)) - first[q]
-    out = np.full((queries, k), None, dtype=object)
-    keep = rank < k
-    out[q[keep], rank[keep]] = ids[keep]
-    return out
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:

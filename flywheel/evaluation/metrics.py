@@ -1,4 +1,5 @@
-"""Pure metric functions: classification quality per head and ranking quality at K.
+"""Pure metric functions: classification quality per head and ranking quality at K, and the
+logged view's candidates (what each user was shown) ranked by any score.
 
 Every function takes plain arrays and returns plain floats (or small dataclasses), so that
 the unit tests can pin exact values on hand-computed cases.
@@ -11,6 +12,7 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 
 
@@ -214,3 +216,32 @@ def head_metrics(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> dict[
         "base_rate": float(np.mean(labels)) if len(labels) else math.nan,
         "mean_pred": float(np.mean(probs)) if len(probs) else math.nan,
     }
+
+
+def exposed_candidates(holdout: pd.DataFrame, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The items each query user was shown in the holdout, flat: (query index, content id).
+
+    Each user's items are distinct and in content-id order (not the logged order), so a ranker
+    that ties gains nothing from where the logging policy put an item.
+    """
+    shown = holdout[["user_id", "content_id"]].astype(str).drop_duplicates()
+    pos = pd.Series(np.arange(len(users)), index=pd.Index(users))
+    shown = shown[shown["user_id"].isin(pos.index)]
+    shown = shown.assign(q=pos.reindex(shown["user_id"]).to_numpy()).sort_values(["q", "content_id"], kind="stable")
+    return shown["q"].to_numpy(dtype=np.int64), shown["content_id"].to_numpy(dtype=object)
+
+
+def rank_flat(query_index: np.ndarray, content_ids: np.ndarray, scores: np.ndarray, queries: int, k: int) -> np.ndarray:
+    """Top-``k`` content ids per query from flat (query, item, score) triples, best first.
+
+    Ties keep the given order of the items; a query with fewer than ``k`` items is padded with
+    None (never relevant). Returns a [queries, k] object array.
+    """
+    order = np.lexsort((-np.asarray(scores, dtype=float), query_index))
+    q, ids = query_index[order], np.asarray(content_ids, dtype=object)[order]
+    first = np.searchsorted(q, np.arange(queries), side="left")
+    rank = np.arange(len(q)) - first[q]
+    out = np.full((queries, k), None, dtype=object)
+    keep = rank < k
+    out[q[keep], rank[keep]] = ids[keep]
+    return out

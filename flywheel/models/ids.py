@@ -5,7 +5,8 @@ per id and costs where it does not (users with a handful of plays are better des
 features and history, which generalise). :func:`select_id_vocabularies` decides on the data: it
 splits the training part again (the evaluation's split, later rows held out), trains the two
 towers with each choice of :data:`ID_CHOICES` on the earlier rows and keeps the one whose
-retrieval ranks the held-out relevant titles best (NDCG@10 over the catalog). The choice and
+retrieval ranks the held-out relevant titles best (NDCG@10 as the evaluation ranks: the titles
+each user was shown where the window logs impressions, else the whole catalog). The choice and
 every score go into the feature spec (``id_selection``), which the evaluation logs with the run.
 """
 
@@ -18,7 +19,15 @@ import pandas as pd
 import torch
 
 from flywheel.config.training import TrainingConfig
-from flywheel.models.dataset import SplitError, is_relevant, query_rows, relevance_label, split_window
+from flywheel.evaluation.metrics import exposed_candidates, rank_flat, ranking_metrics
+from flywheel.models.dataset import (
+    SplitError,
+    is_relevant,
+    logs_impressions,
+    query_rows,
+    relevance_label,
+    split_window,
+)
 from flywheel.models.encoding import FeatureSpec, encode_catalog, fit_spec
 from flywheel.models.two_tower import TopKIndex, embed_users, train_two_tower
 
@@ -52,8 +61,13 @@ def fixed_spec(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfi
 def retrieval_ndcg(
     spec: FeatureSpec, train: pd.DataFrame, holdout: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig
 ) -> float:
-    """NDCG@10 over the catalog of the two towers trained on ``train`` with ``spec``, for each
-    holdout user (as of the first held-out row) against the user's relevant held-out titles."""
+    """NDCG@10 of the two towers trained on ``train`` with ``spec``, for each holdout user (as of the
+    first held-out row) against the user's relevant held-out titles.
+
+    Ranked as the evaluation ranks (:mod:`flywheel.evaluation.evaluate`): where the window logs
+    impressions, the titles each user was shown in the holdout (the logged view, where a demo-sized
+    window puts a relevant title in about one user's top 10 of five); otherwise the whole catalog.
+    """
     relevance = relevance_label(pd.concat([train.head(0), holdout]), config.evaluation)
     relevant = holdout[is_relevant(holdout, relevance)]
     wanted = relevant.groupby(relevant["user_id"].astype(str))["content_id"].apply(lambda s: set(s.astype(str)))
@@ -63,17 +77,20 @@ def retrieval_ndcg(
         return float("nan")
     cat = encode_catalog(catalog, spec)
     model = train_two_tower(train, cat, spec, config.retrieval, seed=config.seed)
+    index = TopKIndex.build(model, cat)
+    users = queries["user_id"].astype(str).to_numpy(dtype=object)
     k = min(VALIDATION_K, len(cat.content_ids))
     with torch.no_grad():
-        rows, _ = TopKIndex.build(model, cat).search(embed_users(model, queries, spec), k)
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    scores = []
-    for q, user in enumerate(queries["user_id"].astype(str)):
-        mine = wanted[user]
-        gains = np.array([str(c) in mine for c in cat.content_ids[rows[q]]], dtype=float)
-        ideal = discount[: min(len(mine), k)].sum()
-        scores.append(float((gains * discount).sum() / ideal))
-    return float(np.mean(scores))
+        embedded = embed_users(model, queries, spec)
+        if logs_impressions(holdout):
+            qidx, cids = exposed_candidates(holdout, users)
+            rows = torch.from_numpy(np.clip(cat.rows(cids), 0, None))
+            scores = (embedded[qidx] * index.embeddings[rows]).sum(1) / index.temperature + index.bias[rows]
+            top = rank_flat(qidx, cids, scores.numpy(), len(users), k)
+        else:
+            rows, _ = index.search(embedded, k)
+            top = cat.content_ids[rows]
+    return ranking_metrics(list(top), [wanted[u] for u in users], (k,))[f"ndcg@{k}"]
 
 
 def select_id_vocabularies(train: pd.DataFrame, catalog: pd.DataFrame, config: TrainingConfig) -> FeatureSpec:

@@ -34,7 +34,8 @@ _OS_BY_TYPE: dict[str, tuple[str, ...]] = {
 COUNTRIES: tuple[str, ...] = ("US", "GB", "DE", "FR", "BR", "IN", "JP")
 COUNTRY_WEIGHTS: tuple[float, ...] = (0.35, 0.12, 0.12, 0.1, 0.12, 0.12, 0.07)
 TASTE_SCALE = 5.0
-"""Length scale of the taste vectors: affinity logits of a loved genre reach about +2."""
+"""Default length scale of the taste vectors (``simulator.taste_scale``): affinity logits of a loved
+genre reach about +2."""
 
 
 def user_id(index: int) -> str:
@@ -99,6 +100,8 @@ class Population:
     is_bot: np.ndarray
     taste: np.ndarray
     """Latent taste vectors, shape (users, dimensions)."""
+    taste_scale: float
+    """Length scale the tastes were drawn with (a taste drift moves them in proportion)."""
     genre_weights: np.ndarray
     """The genre mixture each taste was drawn from, shape (users, genres)."""
     device_offsets: np.ndarray
@@ -145,7 +148,14 @@ class _Group:
 
 
 def _draw_group(
-    rng: np.random.Generator, n: int, *, alone: bool, days: int, start_ms: int, directions: np.ndarray
+    rng: np.random.Generator,
+    n: int,
+    *,
+    alone: bool,
+    days: int,
+    start_ms: int,
+    directions: np.ndarray,
+    taste_scale: float,
 ) -> _Group:
     genres, dims = directions.shape
     # households: consecutive people, sizes 1..4 (or one each)
@@ -169,7 +179,7 @@ def _draw_group(
     device_list = (first_device[household][:, None] + slot)[slot >= 0]
     oses, versions = _device_os(rng, device_type)
     weights = rng.dirichlet(np.full(genres, 0.3), n)
-    taste = TASTE_SCALE * weights @ directions + rng.normal(0, 0.3, (n, dims))
+    taste = taste_scale * weights @ directions + rng.normal(0, 0.3, (n, dims))
     activity = rng.lognormal(-0.125, 0.5, n)
     signup = start_ms - rng.integers(DAY_MS, 4 * 365 * DAY_MS, n)
     joins_during_run = (rng.random(n) < 0.05) & (not alone)
@@ -199,6 +209,7 @@ def build_population(
     days: int,
     start_ms: int,
     directions: np.ndarray,
+    taste_scale: float = TASTE_SCALE,
     bots: int = 0,
     bot_rng: np.random.Generator | None = None,
     skewed_devices_fraction: float = 0.0,
@@ -220,6 +231,8 @@ def build_population(
         days: Simulated days.
         start_ms: Simulation start.
         directions: Genre directions of the catalog.
+        taste_scale: Length scale of the taste vectors: how far apart users' tastes are (5: the
+            affinity logit of a loved genre reaches about +2; 8: about +3).
         bots: Bot accounts, appended after the humans, each alone in a household.
         bot_rng: Generator of the bots.
         skewed_devices_fraction: Share of devices with a skewed clock.
@@ -231,11 +244,10 @@ def build_population(
         shift_rng: Generator of those devices' OS and app version.
     """
     spare = np.random.default_rng(0)
-    groups = [_draw_group(rng, users, alone=False, days=days, start_ms=start_ms, directions=directions)]
+    drawn = {"days": days, "start_ms": start_ms, "directions": directions, "taste_scale": taste_scale}
+    groups = [_draw_group(rng, users, alone=False, **drawn)]
     if bots:
-        groups.append(
-            _draw_group(bot_rng or spare, bots, alone=True, days=days, start_ms=start_ms, directions=directions)
-        )
+        groups.append(_draw_group(bot_rng or spare, bots, alone=True, **drawn))
     household_base = np.cumsum([0] + [g.households for g in groups])[:-1]
     device_base = np.cumsum([0] + [len(g.device_household) for g in groups])[:-1]
     household = np.concatenate([g.household + base for g, base in zip(groups, household_base, strict=True)])
@@ -278,6 +290,7 @@ def build_population(
         activity=np.concatenate([g.activity for g in groups]),
         is_bot=is_bot,
         taste=np.concatenate([g.taste for g in groups]),
+        taste_scale=taste_scale,
         genre_weights=np.concatenate([g.weights for g in groups]),
         device_offsets=np.concatenate([[0], np.cumsum(np.concatenate([g.take for g in groups]))]),
         device_list=device_list,
@@ -302,8 +315,10 @@ def drifted_tastes(
     users_fraction: float,
     toward: Mapping[str, float],
     strength: float,
+    taste_scale: float = TASTE_SCALE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tastes after the drift: a fraction of users moves toward the given genres.
+    """Tastes after the drift: a fraction of users moves toward the given genres, by
+    ``strength`` x half the population's ``taste_scale``.
 
     Returns:
         ``(tastes, drifted)``: the new taste matrix and a boolean mask of the drifted users.
@@ -320,5 +335,5 @@ def drifted_tastes(
         target += weight / total * directions[GENRES.index(name)]
     drifted = rng.random(len(taste)) < users_fraction
     after = taste.copy()
-    after[drifted] += strength * TASTE_SCALE * 0.5 * target
+    after[drifted] += strength * taste_scale * 0.5 * target
     return after, drifted

@@ -150,6 +150,7 @@ class SimulatedUsers:
                 users_fraction=taste_shift.users_fraction,
                 toward=taste_shift.toward,
                 strength=taste_shift.strength,
+                taste_scale=pop.taste_scale,
             )
             self._shift_delta = moved - pop.taste
             self._shift_delta[pop.is_bot] = 0.0

@@ -109,6 +109,7 @@ def build_world(cfg: SimulatorConfig) -> World:
         days=cfg.days,
         start_ms=start_ms,
         directions=directions,
+        taste_scale=cfg.taste_scale,
         bots=bots,
         bot_rng=np.random.default_rng([cfg.seed, 0, 1]),
         skewed_devices_fraction=sc.clock_skew.devices_fraction if sc.clock_skew.enabled else 0.0,
@@ -127,6 +128,7 @@ def build_world(cfg: SimulatorConfig) -> World:
             users_fraction=drift.users_fraction,
             toward=drift.toward_genres,
             strength=drift.strength,
+            taste_scale=population.taste_scale,
         )
         drifted &= ~population.is_bot
         taste_drifted[population.is_bot] = population.taste[population.is_bot]

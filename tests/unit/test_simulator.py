@@ -195,6 +195,37 @@ def test_genre_mix_of_plays_changes_after_the_drift_time_as_configured() -> None
     assert abs(_doc_share(steady, genre_of, at, at + DAY_MS) - _doc_share(steady, genre_of, world.start_ms, at)) < 0.03
 
 
+def test_taste_scale_spreads_the_tastes_and_the_drift_in_proportion() -> None:
+    """The same people at another ``taste_scale``: the genre part of every taste and the drift's
+    move are scaled, the idiosyncratic noise is not, and stronger tastes concentrate the plays."""
+    drift = TasteDriftScenario(enabled=True, at_day=1, users_fraction=0.5, toward_genres={"documentary": 1}, strength=2)
+    cfg = small(users=400, days=3, scenarios=ScenariosConfig(taste_drift=drift))
+    mild, strong = build_world(cfg), build_world(cfg.model_copy(update={"taste_scale": 8.0}))
+    pop = mild.population
+    genre_part = pop.genre_weights @ mild.directions
+    np.testing.assert_allclose(strong.population.taste - pop.taste, 3.0 * genre_part, atol=1e-9)
+    np.testing.assert_array_equal(strong.drifted, mild.drifted)
+    np.testing.assert_allclose(
+        strong.taste_drifted - strong.population.taste, 8.0 / 5.0 * (mild.taste_drifted - pop.taste), atol=1e-9
+    )
+    genre_of = {c: g for c, g in zip(mild.catalog.content_ids, mild.catalog.primary_genre.tolist(), strict=True)}
+
+    def favourite_share(config: SimulatorConfig) -> float:
+        """Share of each user's plays in the genre the user's mixture weighs most."""
+        index = {u: i for i, u in enumerate(pop.user_ids)}
+        plays = [
+            (index[e["user_id"]], genre_of[e["content_id"]])
+            for e in events(config)
+            if e["event_type"] == "playback.started" and e["user_id"] in index
+        ]
+        favourite = pop.genre_weights.argmax(axis=1)
+        return float(np.mean([favourite[u] == g for u, g in plays]))
+
+    calm = cfg.model_copy(update={"scenarios": ScenariosConfig()})
+    shares = favourite_share(calm), favourite_share(calm.model_copy(update={"taste_scale": 8.0}))
+    assert shares[1] > shares[0] + 0.05  # measured: 0.16 and 0.21
+
+
 def test_duplicates_appear_at_the_configured_rate_with_identical_bytes() -> None:
     cfg = small(scenarios=ScenariosConfig(duplicates=DuplicatesScenario(enabled=True, rate=0.04, max_copies=1)))
     values = [v for _, v, _ in messages(cfg)]

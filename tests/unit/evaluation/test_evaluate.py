@@ -8,7 +8,8 @@ import pytest
 
 from flywheel.config.simulator import SimulatorConfig
 from flywheel.config.training import RankerConfig, RetrievalConfig, TrainingConfig
-from flywheel.evaluation.evaluate import evaluate, exposed_candidates, rank_flat
+from flywheel.evaluation.evaluate import evaluate
+from flywheel.evaluation.metrics import exposed_candidates, rank_flat
 from flywheel.evaluation.plots import write_plots
 from flywheel.models.bundle import train_bundle
 from flywheel.models.dataset import prepare_window, time_split
