@@ -8,7 +8,8 @@
 # State goes to $FLYWHEEL_HOME (default .flywheel/demo); each run starts clean.
 # DEMO_USERS sets the simulated population (default 500), DEMO_DAYS the days (default 5), DEMO_WARM_DAYS
 # the days of history the users arrive with (default 7, simulated first, never trained on), DEMO_SEED
-# the simulator's seed (default: the configured one).
+# the simulator's seed (default: the configured one). The loop's simulated users come back about twice a
+# day and know what they like (flywheel monitor loop --sessions 2.0 --taste-scale 8, its defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FLYWHEEL_HOME="${FLYWHEEL_HOME:-.flywheel/demo}"

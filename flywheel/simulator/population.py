@@ -244,10 +244,15 @@ def build_population(
         shift_rng: Generator of those devices' OS and app version.
     """
     spare = np.random.default_rng(0)
-    drawn = {"days": days, "start_ms": start_ms, "directions": directions, "taste_scale": taste_scale}
-    groups = [_draw_group(rng, users, alone=False, **drawn)]
+
+    def draw_group(group_rng: np.random.Generator, n: int, alone: bool) -> _Group:
+        return _draw_group(
+            group_rng, n, alone=alone, days=days, start_ms=start_ms, directions=directions, taste_scale=taste_scale
+        )
+
+    groups = [draw_group(rng, users, False)]
     if bots:
-        groups.append(_draw_group(bot_rng or spare, bots, alone=True, **drawn))
+        groups.append(draw_group(bot_rng or spare, bots, True))
     household_base = np.cumsum([0] + [g.households for g in groups])[:-1]
     device_base = np.cumsum([0] + [len(g.device_household) for g in groups])[:-1]
     household = np.concatenate([g.household + base for g, base in zip(groups, household_base, strict=True)])
