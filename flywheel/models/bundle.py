@@ -18,7 +18,7 @@ from flywheel.models.encoding import CatalogTensors, FeatureSpec, encode_catalog
 from flywheel.models.ids import fixed_spec, select_id_vocabularies
 from flywheel.models.ranker import MultiTaskRanker, build_ranker, combined_score, predict_heads
 from flywheel.models.sources import ItemToItem
-from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users, pair_scores, train_two_tower
+from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users, pair_logits, pair_scores, train_two_tower
 
 
 @dataclass
@@ -243,16 +243,8 @@ def score_candidates(
     cat = catalog_tensors or encode_catalog(catalog, bundle.spec)
     query_index = np.asarray(query_index, dtype=np.int64)
     content_ids = np.asarray(content_ids).astype(str)
-    rows = cat.rows(content_ids)
-    safe = torch.from_numpy(np.clip(rows, 0, None))
     users = embed_users(bundle.retrieval, queries, bundle.spec)
-    with torch.no_grad():
-        items = bundle.retrieval.item_tower(
-            cat.item_idx[safe], cat.creator_idx[safe], cat.genres[safe], cat.tokens[safe]
-        )
-        logit = (users[torch.from_numpy(query_index)] * items).sum(1) / bundle.retrieval.temperature
-        logit = (logit + bundle.retrieval.bias(cat.item_idx[safe])).numpy()
-    logit = np.where(rows >= 0, logit, 0.0)
+    logit = pair_logits(bundle.retrieval, users, query_index, cat.rows(content_ids), cat)
     snapshot = content_snapshot(history, queries["event_timestamp"].min())
     pairs = pair_rows(queries, query_index, content_ids, catalog, snapshot)
     pairs["retrieval_score"] = logit

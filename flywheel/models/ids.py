@@ -29,7 +29,7 @@ from flywheel.models.dataset import (
     split_window,
 )
 from flywheel.models.encoding import FeatureSpec, encode_catalog, fit_spec
-from flywheel.models.two_tower import TopKIndex, embed_users, train_two_tower
+from flywheel.models.two_tower import TopKIndex, embed_users, pair_logits, train_two_tower
 
 ID_CHOICES: tuple[tuple[str, bool, bool], ...] = (
     ("none", False, False),
@@ -78,19 +78,17 @@ def retrieval_ndcg(
         return float("nan")
     cat = encode_catalog(catalog, spec)
     model = train_two_tower(train, cat, spec, config.retrieval, seed=config.seed)
-    index = TopKIndex.build(model, cat)
     users = queries["user_id"].astype(str).to_numpy(dtype=object)
     k = min(VALIDATION_K, len(cat.content_ids))
-    with torch.no_grad():
-        embedded = embed_users(model, queries, spec)
-        if logs_impressions(holdout):
-            qidx, cids = exposed_candidates(holdout, users)
-            found = cat.rows(cids)
-            rows = torch.from_numpy(np.clip(found, 0, None))
-            scores = (embedded[qidx] * index.embeddings[rows]).sum(1) / index.temperature + index.bias[rows]
-            top = rank_flat(qidx, cids, np.where(found >= 0, scores.numpy(), -np.inf), len(users), k)
-        else:
-            top = cat.content_ids[index.search(embedded, k)[0]]
+    embedded = embed_users(model, queries, spec)
+    if logs_impressions(holdout):
+        qidx, cids = exposed_candidates(holdout, users)
+        rows = cat.rows(cids)
+        logits = np.where(rows >= 0, pair_logits(model, embedded, qidx, rows, cat), -np.inf)
+        top = rank_flat(qidx, cids, logits, len(users), k)
+    else:
+        with torch.no_grad():
+            top = cat.content_ids[TopKIndex.build(model, cat).search(embedded, k)[0]]
     return ranking_metrics(list(top), [wanted[u] for u in users], (k,))[f"ndcg@{k}"]
 
 

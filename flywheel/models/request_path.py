@@ -348,7 +348,6 @@ class RequestPath:
         out: dict[str, np.ndarray] = {}
         for name in SOURCES:
             matrix = request.masked(name)
-            finite = np.isfinite(matrix)
             z = self.source_z(request, name)
             ranks = timed.ranks.get(name)
             if ranks is None:  # a source of the user's: count the titles ahead
@@ -357,7 +356,7 @@ class RequestPath:
                 ahead = np.sort(ranks[request.excluded])
                 rank = ranks[rows] - np.searchsorted(ahead, ranks[rows])
             r = rank.astype(np.float32)
-            ok = finite[0, rows]
+            ok = np.isfinite(matrix[0, rows])
             out[f"source_{name}_rank"] = np.where(ok, 1.0 / np.log2(2.0 + r), 0.0)
             out[f"source_{name}_z"] = z
             out[f"source_{name}_in"] = (ok & (r < self.limits[name])).astype(np.float32)
@@ -438,7 +437,8 @@ class RequestPath:
     # -- the answer ------------------------------------------------------------------------------
 
     def rank_scores(self, request: RequestCandidates, inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """The ranker's weighted head score of each candidate (the two-tower z when there is no ranker)."""
+        """The two-stage score of each candidate (:meth:`two_stage` of the ranker's weighted head
+        score; the two-tower z when there is no ranker)."""
         if self.ranker is None:
             return np.asarray(self.source_features(request)["source_two_tower_z"], dtype=float)
         return self.two_stage(request, self.ranker_scores(*inputs))

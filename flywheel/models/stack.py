@@ -48,6 +48,7 @@ import pandas as pd
 import torch
 
 from flywheel.config.training import HEAD_NAMES, TrainingConfig
+from flywheel.evaluation.metrics import rank_flat, ranking_metrics
 from flywheel.models.bundle import ModelBundle, two_stage_scores
 from flywheel.models.contract import SOURCES
 from flywheel.models.dataset import (
@@ -95,17 +96,13 @@ BLEND_GRID: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0)
 def blend_ndcg(rows: pd.DataFrame, ranker_scores: np.ndarray, relevant: np.ndarray, blend: float, k: int = 10) -> float:
     """Mean NDCG@``k`` over the users of labelled candidate ``rows`` (ranked within each user by
     :func:`~flywheel.models.bundle.two_stage_scores`), users without a relevant candidate left out."""
-    from flywheel.evaluation.metrics import ranking_metrics
-
     score = two_stage_scores(ranker_scores, rows["source_item_to_item_z"].to_numpy(), blend)
-    frame = pd.DataFrame({"user": rows["user_id"].astype(str).to_numpy(), "score": score, "relevant": relevant})
-    frame["row"] = np.arange(len(frame))
-    frame = frame.sort_values(["user", "score"], ascending=[True, False], kind="stable")
-    rankings, wanted = [], []
-    for _, group in frame.groupby("user", sort=True):
-        rankings.append(list(group["row"]))
-        wanted.append(set(group.loc[group["relevant"], "row"]))
-    return ranking_metrics(rankings, wanted, (k,))[f"ndcg@{k}"] if any(wanted) else float("nan")
+    user, users = pd.factorize(rows["user_id"].astype(str), sort=True)
+    top = rank_flat(user, np.arange(len(rows)), score, len(users), k)
+    wanted: list[set[object]] = [set() for _ in users]
+    for row in np.flatnonzero(relevant):
+        wanted[user[row]].add(row)
+    return ranking_metrics(list(top), wanted, (k,))[f"ndcg@{k}"] if any(wanted) else float("nan")
 
 
 def choose_source_blend(

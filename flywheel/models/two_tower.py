@@ -238,14 +238,22 @@ class TopKIndex:
 def pair_scores(model: TwoTower, frame: pd.DataFrame, spec: FeatureSpec, catalog: CatalogTensors) -> np.ndarray:
     """The two-tower logit of each row's (user, item); 0 for items missing from the catalog."""
     rows = catalog.rows(frame["content_id"].astype(str).to_numpy())
-    users = embed_users(model, frame, spec)
+    return pair_logits(model, embed_users(model, frame, spec), np.arange(len(frame)), rows, catalog)
+
+
+def pair_logits(
+    model: TwoTower, users: torch.Tensor, query_index: np.ndarray, rows: np.ndarray, catalog: CatalogTensors
+) -> np.ndarray:
+    """The two-tower logit (cosine / T + item bias) of flat (query, catalog row) pairs: ``users`` are
+    the queries' embeddings, ``rows`` from :meth:`CatalogTensors.rows`; 0 where a row is -1 (missing)."""
     safe = torch.from_numpy(np.clip(rows, 0, None))
     with torch.no_grad():
         items = model.item_tower(
             catalog.item_idx[safe], catalog.creator_idx[safe], catalog.genres[safe], catalog.tokens[safe]
         )
-        scores = ((users * items).sum(1) / model.temperature + model.bias(catalog.item_idx[safe])).numpy()
-    return np.where(rows >= 0, scores, 0.0)
+        queries = users[torch.from_numpy(np.asarray(query_index, dtype=np.int64))]
+        logit = ((queries * items).sum(1) / model.temperature + model.bias(catalog.item_idx[safe])).numpy()
+    return np.where(rows >= 0, logit, 0.0)
 
 
 def embed_users(model: TwoTower, frame: pd.DataFrame, spec: FeatureSpec) -> torch.Tensor:
