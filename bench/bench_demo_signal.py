@@ -89,8 +89,24 @@ three seeds of ten the gate's 1.0x would register no champion. Two things move i
   simulates 2 sessions a day at taste scale 8: the champion clears 1.0x on every seed measured, and
   1.2x on eight of ten.
 
+Measured 2026-12-03 (the next session), 2 sessions a day, 7 warm days. With about 200 users judged
+at 500 users, the ratio's own spread is about +-0.1, and the models sit near what the genres can
+tell (seed 7, 500 users, taste 8: training seeds 7, 1, 2, 3, 4 gave 1.152, 1.161, 1.141, 1.197,
+1.177, so an ensemble of seeds would not lift it). Twice the users judges twice the holdout users
+and gives the towers twice the clicks per title:
+
+* 1,000 users, taste 8: seeds 1-10 1.373, 1.262, 1.473, 1.396, 1.499, 1.343, 1.181, 1.326, 1.398,
+  1.323 (469-551 users judged); seed 7 at 1,500 users: 1.239.
+* 1,000 users, taste 10 (what ``make demo`` now runs: ``flywheel monitor loop`` defaults to
+  ``--taste-scale 10``, ``DEMO_USERS`` to 1,000): seeds 1-10 1.504, 1.374, 1.404, 1.433, 1.519,
+  1.474, 1.312, 1.390, 1.420, 1.334; seeds 11-20 1.528, 1.256, 1.350, 1.300, 1.327, 1.441, 1.263,
+  1.284, 1.442, 1.288 (471-648 users judged): the lowest 1.256, all twenty at 1.2x or more; 4 min
+  32 s for ten seeds. The loop itself (event log, Feast features): seed 7 champion 1.267x, seed 10
+  1.382x (1.018x at 500 users and taste 8).
+
     .venv/bin/python bench/bench_demo_signal.py [--users 500] [--days 3] [--sessions 0.8] [--taste-scale 5]
         [--warm-days 0] [--warm-history] [--holdout-fraction 0.2] [--seeds 1,2,3]
+    # the demo's window: --users 1000 --warm-days 7 --sessions 2 --taste-scale 10
 """
 
 from __future__ import annotations

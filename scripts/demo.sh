@@ -6,16 +6,16 @@
 # the challenger canaried -> promoted or rolled back, with the reason. Ends with a summary table (stage times, peak memory, online CTR)
 # and an HTML report with plots ($FLYWHEEL_HOME/reports/loop/loop.html).
 # State goes to $FLYWHEEL_HOME (default .flywheel/demo); each run starts clean.
-# DEMO_USERS sets the simulated population (default 500), DEMO_DAYS the days (default 5), DEMO_WARM_DAYS
+# DEMO_USERS sets the simulated population (default 1000), DEMO_DAYS the days (default 5), DEMO_WARM_DAYS
 # the days of history the users arrive with (default 7, simulated first, never trained on), DEMO_SEED
 # the simulator's seed (default: the configured one). The loop's simulated users come back about twice a
-# day and know what they like (flywheel monitor loop --sessions 2.0 --taste-scale 8, its defaults).
+# day and know what they like (flywheel monitor loop --sessions 2.0 --taste-scale 10, its defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FLYWHEEL_HOME="${FLYWHEEL_HOME:-.flywheel/demo}"
 export MLFLOW_DISABLE_TELEMETRY=true
 FW=".venv/bin/flywheel"
-USERS="${DEMO_USERS:-500}"
+USERS="${DEMO_USERS:-1000}"
 DAYS="${DEMO_DAYS:-5}"
 WARM_DAYS="${DEMO_WARM_DAYS:-7}"
 SEED_OPTION=()

@@ -207,10 +207,10 @@ def loop(
     taste_scale: Annotated[
         float,
         typer.Option(
-            help="How far apart the users' tastes are (simulator.taste_scale; 8: users who know what they like).",
+            help="How far apart the users' tastes are (simulator.taste_scale; 10: users who know what they like).",
             min=0.5,
         ),
-    ] = 8.0,
+    ] = 10.0,
     seed: Annotated[int | None, typer.Option(help="Simulator seed (default: simulator.seed).")] = None,
     requests: Annotated[int, typer.Option(help="Requests of simulated users per serving phase.", min=10)] = 1000,
     config: ConfigOption = None,

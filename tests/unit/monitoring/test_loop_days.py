@@ -49,5 +49,5 @@ def test_the_loop_command_simulates_streaming_users_unless_told_otherwise(monkey
     base = ["monitor", "loop", "--users", "60", "--days", "3", "--shift-day", "2", "--warm-days", "0"]
     assert CliRunner().invoke(app, base).exit_code == 0
     assert CliRunner().invoke(app, [*base, "--sessions", "1.5", "--taste-scale", "6"]).exit_code == 0
-    assert [(c.simulator.sessions_per_user_day, c.simulator.taste_scale) for c in seen] == [(2.0, 8.0), (1.5, 6.0)]
+    assert [(c.simulator.sessions_per_user_day, c.simulator.taste_scale) for c in seen] == [(2.0, 10.0), (1.5, 6.0)]
     assert seen[0].simulator.users == 60 and seen[0].simulator.days == 3
