@@ -182,7 +182,8 @@ class SimulatorConfig(Section):
     """Size of the latent taste vectors of users and items."""
     taste_scale: float = Field(default=5.0, gt=0)
     """How far apart the users' tastes are: the length scale of the taste vectors (5: the affinity
-    logit of a loved genre reaches about +2; 8: about +3, users who know what they like)."""
+    logit of a loved genre reaches about +2; 10: about +4, users who know what they like, as in
+    ``flywheel monitor loop``)."""
     sessions_per_user_day: float = Field(default=0.8, gt=0)
     """Mean sessions of an average user per day (activity varies across users)."""
     rows_per_session: float = Field(default=3.0, ge=1)

@@ -33,9 +33,6 @@ _OS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 COUNTRIES: tuple[str, ...] = ("US", "GB", "DE", "FR", "BR", "IN", "JP")
 COUNTRY_WEIGHTS: tuple[float, ...] = (0.35, 0.12, 0.12, 0.1, 0.12, 0.12, 0.07)
-TASTE_SCALE = 5.0
-"""Default length scale of the taste vectors (``simulator.taste_scale``): affinity logits of a loved
-genre reach about +2."""
 
 
 def user_id(index: int) -> str:
@@ -209,7 +206,7 @@ def build_population(
     days: int,
     start_ms: int,
     directions: np.ndarray,
-    taste_scale: float = TASTE_SCALE,
+    taste_scale: float,
     bots: int = 0,
     bot_rng: np.random.Generator | None = None,
     skewed_devices_fraction: float = 0.0,
@@ -231,8 +228,8 @@ def build_population(
         days: Simulated days.
         start_ms: Simulation start.
         directions: Genre directions of the catalog.
-        taste_scale: Length scale of the taste vectors: how far apart users' tastes are (5: the
-            affinity logit of a loved genre reaches about +2; 8: about +3).
+        taste_scale: Length scale of the taste vectors (``simulator.taste_scale``): how far apart
+            users' tastes are (5: the affinity logit of a loved genre reaches about +2; 10: about +4).
         bots: Bot accounts, appended after the humans, each alone in a household.
         bot_rng: Generator of the bots.
         skewed_devices_fraction: Share of devices with a skewed clock.
@@ -320,7 +317,7 @@ def drifted_tastes(
     users_fraction: float,
     toward: Mapping[str, float],
     strength: float,
-    taste_scale: float = TASTE_SCALE,
+    taste_scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tastes after the drift: a fraction of users moves toward the given genres, by
     ``strength`` x half the population's ``taste_scale``.
