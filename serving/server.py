@@ -33,6 +33,7 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest.server import RESTServer
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from threadpoolctl import threadpool_limits
+from timing_asgi import TimingMiddleware
 
 from flywheel.config.models import FlywheelConfig
 from flywheel.serving.deployment import RegistryWatcher, bundle_loader
@@ -324,15 +325,24 @@ def _with_utf8_check() -> None:
         app.add_middleware(RejectNonUtf8Body)
 
 
-def _without_timing_lines() -> None:
-    """Take KServe's timing middleware off its REST app: it only feeds the per-request latency lines
-    that ``access_log: false`` turns off, and it read the process's CPU time (psutil) twice a
-    request, 6 % of the time a request thread held the GIL at 8 clients (py-spy --gil, 2026-12-03).
-    The request latencies stay in the metrics (``flywheel_serving_request_seconds``)."""
-    from kserve.model_server import app
-    from timing_asgi import TimingMiddleware
+class _RestServer(RESTServer):
+    """KServe's REST server; without the access log, also without KServe's timing middleware.
 
-    app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
+    The middleware only feeds the per-request latency lines that ``access_log: false`` turns off,
+    and it reads the process's CPU time (psutil) twice a request; the request latencies stay in the
+    metrics (``flywheel_serving_request_seconds``). KServe adds it when the server starts
+    (:meth:`create_application`), so it is taken off there: until 2026-12-03 it was taken off before
+    the start, when it was not yet on the app, and it stayed.
+    """
+
+    def __init__(self, *args: Any, timing: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timing = timing
+
+    def _add_middlewares(self, app: Any) -> None:
+        super()._add_middlewares(app)
+        if not self.timing:
+            app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
 
 
 def run_model_server(
@@ -369,17 +379,16 @@ def run_model_server(
         access.propagate = False
         logging.getLogger("kserve.trace").disabled = True  # its timing middleware's two lines per request
     server.register_model(model)
-    rest = RESTServer(
+    rest = _RestServer(
         "kserve.model_server:app",
         server.dataplane,
         server.model_repository_extension,
         http_port,
         grace_period=2,
+        timing=access_log,
     )
     rest.config.host = host
     _with_utf8_check()
-    if not access_log:
-        _without_timing_lines()
     grpc_server = None
     if grpc_port:
         grpc_server = _BoundGRPCServer(

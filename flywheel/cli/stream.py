@@ -237,11 +237,17 @@ def register(app: typer.Typer) -> None:
                 fail("--process-id needs --addresses")
             streaming = absolute_paths(streaming, config.home)
             if streaming.recovery and not (streaming.recovery_dir and streaming.recovery_dir.exists()):
-                fail(f"recovery folder {streaming.recovery_dir} does not exist: create it first (`python -m "
-                     "bytewax.recovery DIR 1`) or run `flywheel stream --processes N`, which does")
+                fail(
+                    f"recovery folder {streaming.recovery_dir} does not exist: create it first (`python -m "
+                    "bytewax.recovery DIR 1`) or run `flywheel stream --processes N`, which does"
+                )
             run_stream(
-                config, streaming, until_end=not follow, as_of_end_ms=as_of_end,
-                process_id=process_id, addresses=addresses.split(","),
+                config,
+                streaming,
+                until_end=not follow,
+                as_of_end_ms=as_of_end,
+                process_id=process_id,
+                addresses=addresses.split(","),
             )
             return
         if simulate_days:

@@ -85,7 +85,7 @@ from flywheel.models.sources import (
     top_mask,
     top_titles,
 )
-from flywheel.models.two_tower import TopKIndex, TwoTower, embed_users
+from flywheel.models.two_tower import TwoTower, catalog_index, embed_users
 
 _CHUNK = 512
 
@@ -229,7 +229,9 @@ class Recommender:
         self.blend = float(blend or 0.0)
         """The item-to-item weight of the two-stage score (:func:`~flywheel.models.bundle.two_stage_scores`;
         0 on logged traffic)."""
-        self.index = TopKIndex.build(self.retrieval, encode_catalog(self.catalog, self.spec))
+        self.index = catalog_index(
+            self.retrieval, encode_catalog(self.catalog, self.spec), self.config.candidates, seed=self.config.seed
+        )
         if self.item_to_item is not None:
             self.i2i_columns, self.i2i_weights = self.item_to_item.restricted(self.column)
         self._request_path: RequestPath | None = None

@@ -23,16 +23,23 @@ TINY_TRAINING = TrainingConfig(
 
 
 def write_bundle(
-    folder: Path, *, seed: int = 11, n_users: int = 80, n_items: int = 60, catalog_size: int = 0
+    folder: Path,
+    *,
+    seed: int = 11,
+    n_users: int = 80,
+    n_items: int = 60,
+    catalog_size: int = 0,
+    mixed: bool = False,
 ) -> tuple[Path, pd.DataFrame]:
     """Train a tiny bundle on a simulated window and save it with its catalog; returns (folder, window).
 
-    With ``catalog_size`` the catalog is grown to that many titles first (see :func:`grow_catalog`).
+    With ``catalog_size`` the catalog is grown to that many titles first (see :func:`grow_catalog`,
+    ``mixed`` too).
     """
     world = simulate_window(
         SimulatorConfig(users=n_users, items=n_items, days=3, new_items_per_day=3, seed=seed, sessions_per_user_day=1.5)
     )
-    catalog = grow_catalog(world.catalog, catalog_size, seed=seed) if catalog_size else world.catalog
+    catalog = grow_catalog(world.catalog, catalog_size, seed=seed, mixed=mixed) if catalog_size else world.catalog
     frame = prepare_window(world.frame, catalog, history_length=10)
     config = TINY_TRAINING.model_copy(update={"seed": seed})
     bundle = train_bundle(frame, catalog, config)
@@ -61,12 +68,26 @@ def static_features(frame: pd.DataFrame) -> StaticFeatures:
     return StaticFeatures.from_tables(users, content, vector_dim=vector_dim)
 
 
-def grow_catalog(catalog: pd.DataFrame, size: int, *, seed: int = 0) -> pd.DataFrame:
-    """The catalog grown to ``size`` titles by copying rows under new ids (new titles: cold-start content)."""
+def grow_catalog(catalog: pd.DataFrame, size: int, *, seed: int = 0, mixed: bool = False) -> pd.DataFrame:
+    """The catalog grown to ``size`` titles under new ids (new titles: cold-start content).
+
+    By default the new titles are copies of existing rows (their scores tie with the originals').
+    ``mixed``: each new title takes its genres, its creator and its type from three random titles
+    and a synopsis of 12 words drawn from all the synopses, so the new titles' embeddings spread
+    as a real catalog's do (a catalog of copies holds as many distinct embeddings as titles it copies).
+    """
     rng = np.random.default_rng(seed)
     extra = size - len(catalog)
     if extra <= 0:
         return catalog.reset_index(drop=True)
     copies = catalog.iloc[rng.integers(0, len(catalog), extra)].reset_index(drop=True)
     copies["content_id"] = [f"bench_{i:06d}" for i in range(extra)]
+    if mixed:
+        for columns in (["genres", "primary_genre"], ["creator_id"], ["content_type", "duration_seconds"]):
+            donors = catalog.iloc[rng.integers(0, len(catalog), extra)].reset_index(drop=True)
+            for column in columns:
+                copies[column] = donors[column].to_numpy()
+        words = np.asarray(" ".join(catalog["synopsis"].astype(str)).split(), dtype=object)
+        drawn = words[rng.integers(0, len(words), (extra, 12))]
+        copies["synopsis"] = [" ".join(row) for row in drawn]
     return pd.concat([catalog, copies], ignore_index=True)

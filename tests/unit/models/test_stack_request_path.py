@@ -107,6 +107,20 @@ def test_the_item_to_item_blend_is_the_same_in_both_paths(bundle, split, copies)
     assert recommender.recommend(user, 10) != alone.recommend(user, 10)  # the blend moves the scores
 
 
+def test_the_inverted_file_index_gives_both_paths_the_same_titles(bundle, split, copies) -> None:
+    """A catalog searched by the inverted-file index: the request path still gives the batch answer,
+    for a ranker reading the sources too (their two-tower rank and z are over the found titles)."""
+    update = {"index": "ivf", "ivf_list_size": 8, "ivf_probe": 6, "ivf_depth": 12, "two_tower": 10}
+    ivf = replace(bundle, candidates_config=bundle.candidates_config.model_copy(update=update))
+    clicks = split.train[split.train["click"] > 0]
+    for train in (split.train, clicks):
+        recommender = Recommender(ivf, catalog=copies, train=train)
+        request = recommender.request_path.candidates(recommender.request_path.query(_users(split)[0]), [])
+        found = np.isfinite(request.scores["two_tower"][0])
+        assert found.sum() == 12  # the depth of six lists of about 8 titles, of the catalog's hundreds
+        _assert_same_answers(recommender, split)
+
+
 def test_without_a_ranker_the_two_tower_z_orders_the_candidates(bundle, split, catalog) -> None:
     recommender = Recommender(bundle, catalog=catalog, train=split.train, ranked=False)
     _assert_same_answers(recommender, split)
