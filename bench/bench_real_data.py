@@ -27,7 +27,7 @@ The machine may be shared: times are indicative; the metrics are deterministic u
 CPU nondeterminism.
 
 Usage:
-    python bench/bench_real_data.py [--users 610] [--home /tmp/fw-bench]
+    python bench/bench_real_data.py [--users 610] [--home /tmp/fw-bench] [--candidates "index: ivf, ivf_probe: 5"]
 """
 
 from __future__ import annotations
@@ -78,14 +78,17 @@ def check_fixture(folder: Path) -> None:
                     raise SystemExit(f"{path}: checksum differs from SHA256SUMS")
 
 
-def config_text(users: int | None) -> str:
-    """The bench's config file: only what differs from the defaults."""
+def config_text(users: int | None, candidates: str = "") -> str:
+    """The bench's config file: only what differs from the defaults (``candidates``: settings of
+    ``training.candidates``, e.g. ``index: ivf, ivf_probe: 5``)."""
     lines = [
         "features:",
         f"  genres: [{', '.join(MOVIELENS_GENRES)}]",
         "training:",
         f"  evaluation: {{split: per_user, per_user_holdout: {HOLDOUT}, relevance: any}}",
     ]
+    if candidates:
+        lines.append(f"  candidates: {{{candidates}}}")
     if users is not None and users < 200:
         # a small run checks the path, not the quality: a small window passes the volume check, and
         # the gate's NDCG floor against popularity (the full run's goal, measured above) is lifted
@@ -196,7 +199,7 @@ def _top(scores: np.ndarray, seen: Any, items: pd.Index) -> list[list[str]]:
     return [list(items[row]) for row in order]
 
 
-def run_protocol(users: int | None, home: Path, *, reuse: bool = False) -> dict[str, Any]:
+def run_protocol(users: int | None, home: Path, *, reuse: bool = False, candidates: str = "") -> dict[str, Any]:
     """Steps 1-4 of the protocol into ``home``; returns the systems' and baselines' metrics,
     the pipeline's metrics and the times. With ``reuse``, a home that already holds the imported
     catalog and the backfilled events (the same deterministic steps) skips them; its registry is
@@ -206,7 +209,7 @@ def run_protocol(users: int | None, home: Path, *, reuse: bool = False) -> dict[
     home.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="flywheel-real-cwd-"))  # outside the checkout, as a user would be
     try:
-        (work / "flywheel.yaml").write_text(config_text(users))
+        (work / "flywheel.yaml").write_text(config_text(users, candidates))
         env = {**os.environ, "FLYWHEEL_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         ratings, movies = subset(folder, users, work)
@@ -303,10 +306,15 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None, help="keep the first N users (default: all)")
     parser.add_argument("--home", type=Path, default=None, help="FLYWHEEL_HOME to use (default: a temp folder)")
     parser.add_argument("--reuse", action="store_true", help="skip the imports and the backfill if --home has them")
+    parser.add_argument(
+        "--candidates",
+        default="",
+        help="training.candidates settings for the config file, e.g. 'index: ivf, ivf_probe: 5'",
+    )
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="flywheel-real-"))
     try:
-        result = run_protocol(args.users, home, reuse=args.reuse)
+        result = run_protocol(args.users, home, reuse=args.reuse, candidates=args.candidates)
     finally:
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)
