@@ -204,7 +204,7 @@ def index_figures(bundle: Path, users: list[str]) -> None:
 
     from flywheel.models.bundle import ModelBundle
     from flywheel.models.stack import Recommender
-    from flywheel.models.two_tower import IvfIndex, TopKIndex
+    from flywheel.models.two_tower import IvfIndex, TopKIndex, embed_users
 
     torch.set_num_threads(1)
     threadpool_limits(1)  # as the server
@@ -214,12 +214,12 @@ def index_figures(bundle: Path, users: list[str]) -> None:
     started = time.perf_counter()
     top_k = Recommender(ivf, catalog=catalog)
     built = time.perf_counter() - started
-    index, path = top_k.index, top_k.request_path
+    index = top_k.index
     assert isinstance(index, IvfIndex)
     exact = TopKIndex(index.content_ids, index.embeddings, index.bias, index.temperature)
-    with torch.inference_mode():
-        queries = [path.user_tower(*path._user_inputs(path.query(user))) for user in users]
-    n = path.limits["two_tower"]
+    embedded = embed_users(top_k.retrieval, top_k.queries(users, np.full(len(users), top_k.end_ms)), top_k.spec)
+    queries = [embedded[q : q + 1] for q in range(len(users))]
+    n = top_k.config.candidates.two_tower
     recall = []
     for query in queries:
         got, want = index.scores(query).numpy()[0], exact.scores(query).numpy()[0]

@@ -252,27 +252,19 @@ class IvfIndex(TopKIndex):
     for bit whatever the batch.
     """
 
-    def __init__(
-        self,
-        content_ids: np.ndarray,
-        embeddings: torch.Tensor,
-        bias: torch.Tensor | None = None,
-        temperature: float = 1.0,
-        *,
-        lists: int,
-        probe: int,
-        depth: int,
-        seed: int = 0,
-    ):
-        super().__init__(content_ids, embeddings, bias, temperature)
+    def __init__(self, exact: TopKIndex, *, lists: int, probe: int, depth: int, seed: int = 0):
+        """Index the titles of ``exact`` (whose embeddings, biases and temperature it takes)."""
         import faiss
 
+        self.content_ids, self.embeddings = exact.content_ids, exact.embeddings
+        self.bias, self.temperature = exact.bias, exact.temperature
         n = len(self.content_ids)
         self.lists = max(1, min(int(lists), n))
         self.probe = min(int(probe), self.lists)
         self.depth = min(int(depth), n)
-        self._rows = (embeddings / temperature).detach().contiguous()
-        """[N, D]: the embeddings over the temperature, one title per row (the found titles' logits)."""
+        self._rows = exact._scaled.T.detach().contiguous()
+        """[N, D]: the embeddings over the temperature, one title per row (the found titles' logits;
+        the exact index's [D, N] copy, one title per column, is not kept)."""
         points = np.hstack([self._rows.numpy(), self.bias.detach().numpy()[:, None]]).astype(np.float32)
         norms = np.einsum("ij,ij->i", points, points)
         reduced = np.hstack([points, np.sqrt(norms.max() - norms)[:, None]]).astype(np.float32)
@@ -309,9 +301,8 @@ def catalog_index(model: TwoTower, catalog: CatalogTensors, config: CandidatesCo
     if kind == "exact":
         return exact
     lists = max(1, round(n / config.ivf_list_size))
-    fields = (exact.content_ids, exact.embeddings, exact.bias, exact.temperature)
     depth = max(config.ivf_depth, config.two_tower)
-    return IvfIndex(*fields, lists=lists, probe=config.ivf_probe, depth=depth, seed=seed)
+    return IvfIndex(exact, lists=lists, probe=config.ivf_probe, depth=depth, seed=seed)
 
 
 def pair_scores(model: TwoTower, frame: pd.DataFrame, spec: FeatureSpec, catalog: CatalogTensors) -> np.ndarray:

@@ -77,7 +77,7 @@ def _recall(got: np.ndarray, want: np.ndarray, top: int) -> float:
 def test_the_inverted_file_index_finds_the_exact_top_titles() -> None:
     ids, emb, bias, users = _clustered(6000)
     exact = TopKIndex(ids, emb, bias, temperature=0.1)
-    index = IvfIndex(ids, emb, bias, temperature=0.1, lists=40, probe=10, depth=200)
+    index = IvfIndex(TopKIndex(ids, emb, bias, temperature=0.1), lists=40, probe=10, depth=200)
     got, want = index.scores(users).numpy(), exact.scores(users).numpy()
     found = np.isfinite(got)
     assert (found.sum(1) == 200).all()  # each query keeps its depth, every other title is left out
@@ -85,17 +85,21 @@ def test_the_inverted_file_index_finds_the_exact_top_titles() -> None:
     recall = _recall(got, want, 50)
     assert recall > 0.9, recall  # a quarter of the lists holds nearly all of a user's 50 best
     assert (
-        _recall(IvfIndex(ids, emb, bias, temperature=0.1, lists=40, probe=1, depth=200).scores(users).numpy(), want, 50)
+        _recall(
+            IvfIndex(TopKIndex(ids, emb, bias, temperature=0.1), lists=40, probe=1, depth=200).scores(users).numpy(),
+            want,
+            50,
+        )
         < recall
     )
-    every = IvfIndex(ids, emb, bias, temperature=0.1, lists=40, probe=40, depth=200)  # every list: exact
+    every = IvfIndex(TopKIndex(ids, emb, bias, temperature=0.1), lists=40, probe=40, depth=200)  # every list: exact
     assert _recall(every.scores(users).numpy(), want, 50) == 1.0
 
 
 def test_a_query_gets_the_same_numbers_alone_and_in_a_batch() -> None:
     """The batch path and the request path share the index's answer bit for bit."""
     ids, emb, bias, users = _clustered(3000, seed=2)
-    index = IvfIndex(ids, emb, bias, temperature=0.1, lists=12, probe=3, depth=100)
+    index = IvfIndex(TopKIndex(ids, emb, bias, temperature=0.1), lists=12, probe=3, depth=100)
     batch = index.scores(users).numpy()
     for q in range(len(users)):
         np.testing.assert_array_equal(index.scores(users[q : q + 1]).numpy()[0], batch[q])
