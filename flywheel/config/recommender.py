@@ -57,11 +57,13 @@ class CandidatesConfig(Section):
     product, recall 1); `ivf` faiss's inverted-file index (lists of about ``ivf_list_size`` titles;
     a query scores the titles of its ``ivf_probe`` nearest lists and keeps its ``ivf_depth`` best,
     every other title is left out of the source); `auto` is `ivf` from ``ivf_min_titles`` titles."""
-    ivf_min_titles: int = Field(default=250_000, ge=1)
+    ivf_min_titles: int = Field(default=100_000, ge=1)
     """Catalog size from which `auto` uses the inverted-file index. Measured one query on one core
-    (64 dimensions): exact 0.8-1.2 ms at 100k titles, 10.9 ms at 1M; the index 0.5-0.7 ms at both.
-    At 100k the served request's latency and throughput did not move beyond the machine's noise,
-    so below this size the exact product keeps recall 1."""
+    (64 dimensions): exact 0.8-1.2 ms at 100k titles, 10.9 ms at 1M; the index 0.4-0.9 ms at both.
+    Served at 100k titles (the serving bench's bundle, the two servers alternating three times,
+    2026-12-03): the retrieval stage 1.5-1.9 ms with the index against 2.8-3.0 ms exact, at recall@100
+    0.977 of the exact candidates for that bundle's towers. Below this size the exact product keeps
+    recall 1; ``index: exact`` keeps it at any size."""
     ivf_list_size: int = Field(default=256, ge=1)
     """Titles per list of the inverted-file index, on average (lists: catalog size / this)."""
     ivf_probe: int = Field(default=48, ge=1)

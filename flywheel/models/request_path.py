@@ -49,8 +49,10 @@ from flywheel.models.sources import (
     recent_counts,
     release_age_days,
     stable_ranks,
+    top_found,
     top_rows,
 )
+from flywheel.models.two_tower import IvfIndex
 
 if TYPE_CHECKING:
     from flywheel.models.stack import Recommender
@@ -151,6 +153,9 @@ class RequestPath:
         self.n_items = len(top_k.content_ids)
         self.limits = {name: int(getattr(top_k.config.candidates, name)) for name in SOURCES}
         self.reads_sources = top_k.reads_sources or top_k.ranker is None
+        self.found_only = isinstance(top_k.index, IvfIndex) and not self.reads_sources
+        """The two-tower candidates from the inverted-file index's found titles alone: nothing reads
+        the source's other scores (all -inf) when the ranker does not read the sources."""
         if top_k.ranker is not None and top_k.ranker.use_retrieval_score:
             raise ValueError("the ranker reads the two-tower score: the top-K function builds no retrieval_score")
         # the user side, by user (the batch path's query rows: latest features, defaults filled)
@@ -292,14 +297,23 @@ class RequestPath:
         timed = self.time_sources(query.as_of_ms)
         scores.update(timed.scores)
         request = RequestCandidates(query, np.zeros(0, dtype=np.int64), scores, excluded)
+        two_tower = None
         with torch.inference_mode():
-            scores["two_tower"] = top_k.index.scores(run(self.user_tower, *self._user_inputs(query))).numpy()
+            user = run(self.user_tower, *self._user_inputs(query))
+            index = top_k.index
+            if self.found_only and isinstance(index, IvfIndex):  # its found titles alone: no [N] row of -inf
+                rows, logits = index.found_logits(user)
+                two_tower = top_found(rows, logits, excluded, self.limits["two_tower"], self.ties)
+            else:
+                scores["two_tower"] = top_k.index.scores(user).numpy()
         found = []
         for name in SOURCES:
             n = self.limits[name]
             if n == 0:
                 continue
-            if name in timed.tops and not len(excluded):
+            if name == "two_tower" and two_tower is not None:
+                found.append(two_tower)
+            elif name in timed.tops and not len(excluded):
                 found.append(timed.tops[name])
             elif name in timed.orders:
                 found.append(ordered_top(timed.scores[name][0], timed.orders[name], excluded, n))

@@ -263,6 +263,21 @@ def top_rows(scores: np.ndarray, n: int, ties: TieOrder) -> np.ndarray:
     return ahead[np.isfinite(scores[ahead])]
 
 
+def top_found(rows: np.ndarray, values: np.ndarray, excluded: np.ndarray, n: int, ties: TieOrder) -> np.ndarray:
+    """:func:`top_rows` of scores that are finite only at ``rows`` (unique, scored ``values``), with
+    the ``excluded`` rows (unique) at -inf: the ``n`` best of the rows left, ties in ``ties``'
+    order, in catalog order; read from the rows alone (an inverted-file index's found titles)."""
+    keep = np.isfinite(values)
+    if len(excluded):
+        keep &= ~np.isin(rows, excluded, assume_unique=True)
+    rows, values = rows[keep], values[keep]
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(rows) > n:
+        rows = rows[np.lexsort((ties.rank[rows], -values))[:n]]
+    return np.sort(rows)
+
+
 def first_in_order(is_tied: Callable[[np.ndarray], np.ndarray], need: int, order: np.ndarray) -> np.ndarray:
     """The first ``need`` rows of ``order`` that ``is_tied`` (a test of an array of rows) accepts,
     read in growing chunks (all of them when fewer are tied)."""

@@ -283,13 +283,21 @@ class IvfIndex(TopKIndex):
         _, rows = self._index.search(query, self.depth)
         return rows[0][rows[0] >= 0]
 
+    def found_logits(self, user_emb: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """One query's found titles (catalog rows, unique) and their exact logits (float32): the
+        finite entries of its :meth:`scores` row, without the [N] row around them."""
+        rows = torch.from_numpy(self.found(user_emb))
+        # index_select copies the rows at once: a tensor index ran a per-element kernel (4x slower, 400 rows)
+        bias, vectors = self.bias.index_select(0, rows), self._rows.index_select(0, rows)
+        logits = torch.addmm(bias.unsqueeze(0), user_emb, vectors.T)[0]
+        return rows.numpy(), logits.numpy()
+
     def scores(self, user_emb: torch.Tensor) -> torch.Tensor:
         """Logits of each user's found titles, -inf for the others: [U, N]."""
         out = torch.full((len(user_emb), len(self.content_ids)), -torch.inf)
         for q in range(len(user_emb)):
-            user = user_emb[q : q + 1]
-            rows = torch.from_numpy(self.found(user))
-            out[q, rows] = torch.addmm(self.bias[rows].unsqueeze(0), user, self._rows[rows].T)[0]
+            rows, logits = self.found_logits(user_emb[q : q + 1])
+            out[q, torch.from_numpy(rows)] = torch.from_numpy(logits)
         return out
 
 

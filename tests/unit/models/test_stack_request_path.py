@@ -10,8 +10,9 @@ import pytest
 
 from flywheel.models.bundle import ModelBundle, train_bundle
 from flywheel.models.encoding import encode_ranker
-from flywheel.models.sources import TieOrder, ordered_top, stable_ranks, top_mask, top_rows, top_titles
+from flywheel.models.sources import TieOrder, ordered_top, stable_ranks, top_found, top_mask, top_rows, top_titles
 from flywheel.models.stack import Recommender
+from flywheel.models.two_tower import embed_users
 from tests.support.recommender import grow_catalog
 
 
@@ -115,9 +116,16 @@ def test_the_inverted_file_index_gives_both_paths_the_same_titles(bundle, split,
     clicks = split.train[split.train["click"] > 0]
     for train in (split.train, clicks):
         recommender = Recommender(ivf, catalog=copies, train=train)
-        request = recommender.request_path.candidates(recommender.request_path.query(_users(split)[0]), [])
-        found = np.isfinite(request.scores["two_tower"][0])
-        assert found.sum() == 12  # the depth of six lists of about 8 titles, of the catalog's hundreds
+        path = recommender.request_path
+        request = path.candidates(path.query(_users(split)[0]), [])
+        if path.reads_sources:  # the ranker reads the source's rank and z over the catalog's row
+            assert "two_tower" in request.scores
+            assert np.isfinite(request.scores["two_tower"][0]).sum() == 12
+        else:  # the candidates come from the found titles alone: no row of -inf is built
+            assert path.found_only and "two_tower" not in request.scores
+        query = recommender.queries([_users(split)[0]], np.asarray([recommender.end_ms]))
+        rows, _ = recommender.index.found_logits(embed_users(recommender.retrieval, query, recommender.spec))
+        assert len(rows) == 12  # the depth of six lists of about 8 titles, of the catalog's hundreds
         _assert_same_answers(recommender, split)
 
 
@@ -167,6 +175,26 @@ def test_the_sources_candidates_and_ranks_follow_the_batch_path() -> None:
         rows = rng.integers(0, n_items, 12)
         np.testing.assert_array_equal(stable_ranks(scores, rows), rank[rows])
         np.testing.assert_array_equal(stable_ranks(scores.astype(np.float64), rows), rank[rows])
+
+
+def test_the_found_titles_alone_give_the_candidates_of_their_row() -> None:
+    """An inverted-file index's found titles (the only finite scores of the source's row): their
+    best, minus the excluded, ties in tie order, are the row's candidates."""
+    rng = np.random.default_rng(9)
+    for trial in range(300):
+        n_items = int(rng.integers(1, 300 if trial % 2 else 5_000))
+        rows = rng.choice(n_items, int(rng.integers(0, min(n_items, 400) + 1)), replace=False)
+        values = rng.integers(-3, 4, len(rows)).astype(np.float32)  # many ties
+        if trial % 4 == 0:
+            values = rng.standard_normal(len(rows)).astype(np.float32)
+        ties = TieOrder.by_interactions(rng.integers(0, n_items, int(rng.integers(0, 3 * n_items))), n_items)
+        excluded = np.unique(rng.integers(0, n_items, int(rng.integers(0, 60))))
+        masked = np.full(n_items, -np.inf, dtype=np.float32)
+        masked[rows] = values
+        masked[excluded] = -np.inf
+        for n in (0, 1, int(rng.integers(1, n_items + 1)), len(rows), n_items + 2):
+            got = top_found(rows, values, excluded, n, ties)
+            np.testing.assert_array_equal(got, top_rows(masked, n, ties), err_msg=f"trial {trial} n {n}")
 
 
 def test_ties_at_the_cut_go_to_the_most_watched_titles() -> None:
