@@ -153,9 +153,10 @@ class RequestPath:
         self.n_items = len(top_k.content_ids)
         self.limits = {name: int(getattr(top_k.config.candidates, name)) for name in SOURCES}
         self.reads_sources = top_k.reads_sources or top_k.ranker is None
-        self.found_only = isinstance(top_k.index, IvfIndex) and not self.reads_sources
-        """The two-tower candidates from the inverted-file index's found titles alone: nothing reads
-        the source's other scores (all -inf) when the ranker does not read the sources."""
+        self.found_index = top_k.index if isinstance(top_k.index, IvfIndex) and not self.reads_sources else None
+        """The inverted-file index whose found titles alone give the two-tower candidates (None: the
+        source's [N] row is built): nothing reads its other scores (all -inf) when the ranker does
+        not read the sources."""
         if top_k.ranker is not None and top_k.ranker.use_retrieval_score:
             raise ValueError("the ranker reads the two-tower score: the top-K function builds no retrieval_score")
         # the user side, by user (the batch path's query rows: latest features, defaults filled)
@@ -300,9 +301,8 @@ class RequestPath:
         two_tower = None
         with torch.inference_mode():
             user = run(self.user_tower, *self._user_inputs(query))
-            index = top_k.index
-            if self.found_only and isinstance(index, IvfIndex):  # its found titles alone: no [N] row of -inf
-                rows, logits = index.found_logits(user)
+            if self.found_index is not None:  # its found titles alone: no [N] row of -inf
+                rows, logits = self.found_index.found_logits(user)
                 two_tower = top_found(rows, logits, excluded, self.limits["two_tower"], self.ties)
             else:
                 scores["two_tower"] = top_k.index.scores(user).numpy()

@@ -267,12 +267,12 @@ def top_found(rows: np.ndarray, values: np.ndarray, excluded: np.ndarray, n: int
     """:func:`top_rows` of scores that are finite only at ``rows`` (unique, scored ``values``), with
     the ``excluded`` rows (unique) at -inf: the ``n`` best of the rows left, ties in ``ties``'
     order, in catalog order; read from the rows alone (an inverted-file index's found titles)."""
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
     keep = np.isfinite(values)
     if len(excluded):
         keep &= ~np.isin(rows, excluded, assume_unique=True)
     rows, values = rows[keep], values[keep]
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
     if len(rows) > n:
         rows = rows[np.lexsort((ties.rank[rows], -values))[:n]]
     return np.sort(rows)

@@ -122,7 +122,7 @@ def test_the_inverted_file_index_gives_both_paths_the_same_titles(bundle, split,
             assert "two_tower" in request.scores
             assert np.isfinite(request.scores["two_tower"][0]).sum() == 12
         else:  # the candidates come from the found titles alone: no row of -inf is built
-            assert path.found_only and "two_tower" not in request.scores
+            assert path.found_index is not None and "two_tower" not in request.scores
         query = recommender.queries([_users(split)[0]], np.asarray([recommender.end_ms]))
         rows, _ = recommender.index.found_logits(embed_users(recommender.retrieval, query, recommender.spec))
         assert len(rows) == 12  # the depth of six lists of about 8 titles, of the catalog's hundreds
