@@ -154,11 +154,16 @@ def genre_overlap(user_vectors: np.ndarray, genres: pd.Series) -> np.ndarray:
     return genre_cosine(user_vectors, genre_multi_hot(genres, DEFAULT_GENRES))
 
 
+def genre_cosine_side(hot: np.ndarray, length: int) -> np.ndarray:
+    """The items' multi-hot genres padded with zeros or cut to ``length`` (float64), as
+    :func:`genre_cosine` reads them."""
+    return np.hstack([hot, np.zeros((len(hot), max(0, length - hot.shape[1])))])[:, :length]
+
+
 def genre_cosine(user_vectors: np.ndarray, hot: np.ndarray) -> np.ndarray:
     """Cosine of each user genre vector with the item's multi-hot genres (DEFAULT_GENRES order),
     the genres padded or cut to the vectors' length (:func:`genre_overlap` of encoded genres)."""
-    hot = np.hstack([hot, np.zeros((len(hot), max(0, user_vectors.shape[1] - hot.shape[1])))])
-    hot = hot[:, : user_vectors.shape[1]]
+    hot = genre_cosine_side(hot, user_vectors.shape[1])
     num = (user_vectors * hot).sum(1)
     return num / (np.linalg.norm(user_vectors, axis=1) * np.linalg.norm(hot, axis=1) + 1e-9)
 

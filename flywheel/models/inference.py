@@ -21,11 +21,15 @@ logger = logging.getLogger(__name__)
 
 
 def for_requests(module: nn.Module) -> nn.Module:
-    """``module`` (in eval mode) compiled with ``torch.jit.script``; the module itself when it
-    cannot be scripted (a logged warning: the answers are the same, only slower under load)."""
+    """``module`` (in eval mode) compiled with ``torch.jit.script`` and frozen (``torch.jit.freeze``:
+    its weights and flags become constants of the graph, so a call reads no module attributes; the
+    same bits. Calls alternated in one process, 2026-12-04, the serving bench's bundle: the user
+    tower 0.046 ms frozen against 0.063 ms scripted alone, the ranker on 225 rows 0.394 against
+    0.395 ms); the module itself when it cannot be scripted (a logged warning: the answers are the
+    same, only slower under load)."""
     module.eval()
     try:
-        return cast(nn.Module, torch.jit.script(module))
+        return cast(nn.Module, torch.jit.freeze(torch.jit.script(module)))
     except Exception as exc:  # noqa: BLE001 - any scripting failure falls back to eager
         logger.warning("%s: TorchScript failed, serving it eagerly: %s", type(module).__name__, exc)
         return module
