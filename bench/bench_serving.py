@@ -1,6 +1,6 @@
 """Benchmark: the recommender over HTTP on 127.0.0.1 with a 100k-title catalog.
 
-Three servers, started one after the other in the same run, on the same machine and data:
+Three servers, up together in the same run, on the same machine and data:
 
 * ``(a) constant``: the same KServe ModelServer (same request parsing) answering a constant list:
   the framework floor;
@@ -15,14 +15,18 @@ The requests go to the users of the bundle's training window in turn (history, e
 what they saw, item-to-item candidates), every fifth one to a user nobody knows (cold start).
 For each: p50 / p99 of ``--requests`` sequential requests from one client, and the throughput of
 ``--clients`` concurrent clients (threads, each its own keep-alive connection, JSON bodies) for
-``--duration`` seconds. Prints the figures, the ratios (b)/(a) and (c)/(b), and the goals.
+``--duration`` seconds, measured in ``--rounds`` rounds in which the servers take turns (each its
+share of the requests, then each its share of the concurrent run; see :func:`measure_in_rounds`):
+the machine is shared and its speed drifts from one minute to the next, so servers measured one
+after the other compared minutes as much as paths. Prints the figures, the ratios (b)/(a) and
+(c)/(b), and the goals.
 The model is a small bundle trained on a catalog grown to ``--catalog`` titles (titles nobody
 interacted with are embedded from their content, as cold-start items are; their genres, creators
 and synopses are mixed, so the embeddings are as many as the titles). Before the servers, the
 inverted-file index's recall of the two-tower candidates and its time per query against the exact
 product, in the bench's process.
 
-    .venv/bin/python bench/bench_serving.py            # about 2 minutes
+    .venv/bin/python bench/bench_serving.py            # about 2-3 minutes
     .venv/bin/python bench/bench_serving.py --skip-triton --exact
 """
 
@@ -131,15 +135,6 @@ def call(conn: http.client.HTTPConnection, n: int) -> float:
     return time.perf_counter() - start
 
 
-def one_client(port: int, requests: int) -> tuple[float, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    for n in range(30):
-        call(conn, n)
-    latencies = [call(conn, n) for n in range(requests)]
-    conn.close()
-    return float(np.percentile(latencies, 50) * 1000), float(np.percentile(latencies, 99) * 1000)
-
-
 def many_clients(port: int, clients: int, duration_s: float) -> float:
     counts = [0] * clients
     stop = time.monotonic() + duration_s
@@ -242,6 +237,48 @@ def index_figures(bundle: Path, users: list[str]) -> None:
     )
 
 
+def measure_in_rounds(
+    servers: list[tuple[str, int, subprocess.Popen[bytes]]], requests: int, clients: int, duration: float, rounds: int
+) -> dict[str, tuple[float, float, float]]:
+    """p50 / p99 of one client and the throughput of ``clients`` for each server, measured in
+    ``rounds`` rounds: in each round every server in turn gets its share of the sequential requests
+    (after a few unmeasured ones, so each block starts warm), then every server in turn its share of
+    the concurrent run; the order turns from round to round. The machine's speed drifts from one
+    minute to the next (other jobs share it): spread over the same minutes, the servers see the
+    same machine, so the ratios compare the paths rather than the minutes each one ran in."""
+    latencies: dict[str, list[float]] = {name: [] for name, _, _ in servers}
+    served = dict.fromkeys(latencies, 0.0)
+    seconds = dict.fromkeys(latencies, 0.0)
+    share, rest = divmod(requests, rounds)
+    for _, port, _ in servers:  # the first calls (TorchScript's executor settles in its first runs)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for n in range(30):
+            call(conn, n)
+        conn.close()
+    for r in range(rounds):
+        turn = servers[r % len(servers) :] + servers[: r % len(servers)]
+        for name, port, _ in turn:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for n in range(10):
+                call(conn, r * 7 + n)
+            latencies[name] += [call(conn, r * share + n) for n in range(share + (rest if r == 0 else 0))]
+            conn.close()
+        for name, port, _ in turn:
+            rate = many_clients(port, clients, duration / rounds)
+            served[name] += rate * duration / rounds
+            seconds[name] += duration / rounds
+    results = {}
+    for name, port, _ in servers:
+        p50, p99 = (float(np.percentile(latencies[name], q) * 1000) for q in (50, 99))
+        rps = served[name] / seconds[name]
+        results[name] = (p50, p99, rps)
+        print(f"{name:16s} 1 client p50 {p50:7.2f} ms  p99 {p99:7.2f} ms   {clients} clients {rps:8.1f} req/s")
+        stages = stage_means(port)
+        if stages:
+            print(f"{'':16s} mean per stage (one client and the concurrent run): {stages}")
+    return results
+
+
 def request_bodies(known: list[str]) -> list[bytes]:
     """Known users with a new one after every four (cold start: no history, content-only candidates)."""
     users: list[str] = []
@@ -255,9 +292,10 @@ def request_bodies(known: list[str]) -> list[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=300, help="sequential requests of the one-client run")
+    parser.add_argument("--requests", type=int, default=600, help="sequential requests of the one-client run")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of the concurrent run")
+    parser.add_argument("--duration", type=float, default=12.0, help="seconds of each server's concurrent run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds the servers alternate in (see measure_in_rounds)")
     parser.add_argument("--skip-triton", action="store_true")
     parser.add_argument(
         "--exact", action="store_true", help="also (b) searching the catalog exactly (candidates.index: exact)"
@@ -272,7 +310,7 @@ def main() -> None:
     BODIES.extend(request_bodies(users))
     print(
         f"catalog {args.catalog} titles; {args.requests} sequential requests;"
-        f" {args.clients} clients x {args.duration} s"
+        f" {args.clients} clients x {args.duration} s; the servers take turns in {args.rounds} rounds"
     )
     print("(the machine is shared with other jobs: compare the ratios of this one run)")
     index_figures(bundle, users)
@@ -286,22 +324,19 @@ def main() -> None:
         cases.append(("(b) exact index", [*exact, "--http-port", "{port}", "--grpc-port", "0"]))
     if not args.skip_triton:
         cases.append(("(c) triton", [*serve, "--http-port", "{port}", "--grpc-port", "0", "--triton"]))
-    results: dict[str, tuple[float, float, float]] = {}
-    for name, template in cases:
-        port = free_port()
-        command = [part.replace("{port}", str(port)) for part in template]
-        process = start(command, port, work / name.split()[0].strip("()"))
-        try:
-            p50, p99 = one_client(port, args.requests)
-            stages = stage_means(port)
-            rps = many_clients(port, args.clients, args.duration)
-        finally:
+    servers: list[tuple[str, int, subprocess.Popen[bytes]]] = []
+    try:
+        for name, template in cases:  # all of them up at once: the rounds below alternate them
+            port = free_port()
+            command = [part.replace("{port}", str(port)) for part in template]
+            home = work / "-".join("".join(c if c.isalnum() else " " for c in name).split())  # its own log
+            servers.append((name, port, start(command, port, home)))
+        results = measure_in_rounds(servers, args.requests, args.clients, args.duration, args.rounds)
+    finally:
+        for _, _, process in servers:
             process.terminate()
+        for _, _, process in servers:
             process.wait(timeout=60)
-        results[name] = (p50, p99, rps)
-        print(f"{name:16s} 1 client p50 {p50:7.2f} ms  p99 {p99:7.2f} ms   {args.clients} clients {rps:8.1f} req/s")
-        if stages:
-            print(f"{'':16s} mean per stage (one client): {stages}")
     a, b = results["(a) constant"], results["(b) in-process"]
     print(f"ratio (b)/(a): p50 {b[0] / a[0]:.2f}x  p99 {b[1] / a[1]:.2f}x  throughput {b[2] / a[2]:.2f}x")
     if "(b) exact index" in results:
