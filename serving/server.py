@@ -260,11 +260,22 @@ class _BoundGRPCServer(GRPCServer):
         await self._server.wait_for_termination()
 
 
-class RejectNonUtf8Body:
-    """ASGI middleware: a JSON request body that is not UTF-8 gets a 400 that says so and where.
+_JSON_TYPES = frozenset({b"application/json", b"application/cloudevents+json"})
+"""The content types KServe reads as JSON; :class:`JsonBody` gives a body of any other type this one
+(``application/json``) unless it carries the binary-data header."""
 
-    FastAPI answers such a body with "There was an error parsing the body", which does not name the
-    problem. Bodies of the binary-data extension (``Inference-Header-Content-Length``) pass through.
+
+class JsonBody:
+    """ASGI middleware: a request body that is not of the binary-data extension is read as JSON.
+
+    * A body that is not UTF-8 gets a 400 that says so and where (FastAPI answers "There was an
+      error parsing the body", which does not name the problem).
+    * A body sent without a JSON content type is JSON all the same, as the Open Inference Protocol
+      says of a body without ``Inference-Header-Content-Length``: ``curl -d`` sends
+      ``application/x-www-form-urlencoded``, which KServe took for binary tensors and answered
+      "the 'inference-header-content-length' header is missing".
+
+    Bodies of the binary-data extension (``Inference-Header-Content-Length``) pass through.
     """
 
     def __init__(self, app: Any) -> None:
@@ -296,6 +307,9 @@ class RejectNonUtf8Body:
             )
             await send({"type": "http.response.body", "body": payload})
             return
+        if headers.get(b"content-type", b"").split(b";")[0].strip().lower() not in _JSON_TYPES:
+            kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         replayed = False
 
         async def replay() -> Any:
@@ -318,11 +332,11 @@ def freeze_heap() -> None:
 
 
 def _with_utf8_check() -> None:
-    """Add :class:`RejectNonUtf8Body` to KServe's REST app (once per process, before it starts)."""
+    """Add :class:`JsonBody` to KServe's REST app (once per process, before it starts)."""
     from kserve.model_server import app
 
-    if not any(m.cls is RejectNonUtf8Body for m in app.user_middleware):
-        app.add_middleware(RejectNonUtf8Body)
+    if not any(m.cls is JsonBody for m in app.user_middleware):
+        app.add_middleware(JsonBody)
 
 
 class _RestServer(RESTServer):

@@ -63,7 +63,17 @@ def test_tritonclient_http_and_grpc_get_the_same_recommendations(server: ModelSe
     assert by_grpc["variant"] == "champion"
 
 
-def test_the_json_protocol_and_the_client_agree(server: ModelServer) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        {"Content-Type": "application/json"},
+        {"Content-Type": "application/x-www-form-urlencoded"},  # what `curl -d` sends
+        {"Content-Type": "text/plain; charset=utf-8"},
+    ],
+    ids=["json", "curl-form", "text"],
+)
+def test_the_json_protocol_and_the_client_agree(server: ModelServer, content_type: dict[str, str]) -> None:
+    """A v2 body without the binary-data header is JSON, whatever content type the client sent."""
     body = json.dumps(
         {
             "inputs": [
@@ -72,9 +82,7 @@ def test_the_json_protocol_and_the_client_agree(server: ModelServer) -> None:
             ]
         }
     ).encode()
-    request = urllib.request.Request(
-        f"http://{server.http_url}/v2/models/recommender/infer", body, {"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(f"http://{server.http_url}/v2/models/recommender/infer", body, content_type)
     with urllib.request.urlopen(request) as response:
         answer = json.loads(response.read())
     items = next(o for o in answer["outputs"] if o["name"] == "item_id")["data"]

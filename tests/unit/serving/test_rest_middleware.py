@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from timing_asgi import TimingMiddleware
 
-from serving.server import RejectNonUtf8Body, _RestServer
+from serving.server import JsonBody, _RestServer
 
 
 def _middlewares(timing: bool) -> list[type]:
     """The app's middlewares after KServe's start-up step that adds its own (``_add_middlewares``)."""
     app = FastAPI()
-    app.add_middleware(RejectNonUtf8Body)  # added before the start, as run_model_server does
+    app.add_middleware(JsonBody)  # added before the start, as run_model_server does
     server = _RestServer.__new__(_RestServer)  # only the start-up step, no dataplane
     server.timing = timing
     server.access_log_format = None
@@ -20,7 +20,7 @@ def _middlewares(timing: bool) -> list[type]:
 
 
 def test_the_timing_middleware_is_taken_off_without_the_access_log() -> None:
-    assert _middlewares(timing=False) == [RejectNonUtf8Body]
+    assert _middlewares(timing=False) == [JsonBody]
 
 
 def test_the_access_log_keeps_it() -> None:
