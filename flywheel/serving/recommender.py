@@ -14,7 +14,11 @@ What serving adds around it:
   predictor, with a fallback to in-process when the predictor fails;
 * the business rules (:mod:`flywheel.serving.rules`) pick the returned list;
 * each stage is timed and traced (OpenTelemetry spans ``recommend`` -> ``features``,
-  ``retrieval``, ``ranking``, ``rules``).
+  ``retrieval``, ``ranking``, ``rules``);
+* a request goes in three steps, :meth:`Recommender.prepare` (features, candidates),
+  :meth:`~Recommender.rank` and :meth:`~Recommender.finish` (rules), which may run on different
+  threads (the KServe model's preprocess, predict and postprocess); :meth:`~Recommender.recommend`
+  takes them in turn.
 
 With the in-process backend and the version's own features, the scores are exactly the top-K
 function's (a unit test pins them).
@@ -23,8 +27,8 @@ function's (a unit test pins them).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ from opentelemetry import trace
 
 from flywheel.config.serving import RulesConfig
 from flywheel.models.bundle import ModelBundle
-from flywheel.models.request_path import UserQuery
+from flywheel.models.request_path import RequestCandidates, UserQuery
 from flywheel.models.sources import release_age_days
 from flywheel.models.stack import Recommender as TopK
 from flywheel.serving.features import FeatureSource, UserFeatures
@@ -66,6 +70,41 @@ class Candidates:
     content_ids: np.ndarray
     inputs: tuple[np.ndarray, np.ndarray, np.ndarray]
     """(sparse ids, dense features, history ids) as the ranker (and Triton) reads them."""
+
+
+@dataclass(eq=False)
+class Prepared:
+    """One request between its steps (:meth:`Recommender.prepare`, :meth:`~Recommender.rank`,
+    :meth:`~Recommender.finish`), which may run on different threads."""
+
+    user_id: str
+    k: int
+    exclude: tuple[str, ...]
+    as_of_ms: int
+    root: trace.Span
+    """The request's ``recommend`` span (``INVALID_SPAN`` when nothing receives spans)."""
+    tracing: bool
+    user: UserFeatures | None = None
+    request: RequestCandidates | None = None
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    """The candidates' content ids."""
+    content: np.ndarray | None = None
+    """The candidates' content features from the store (None: the version's own)."""
+    scores: np.ndarray | None = None
+    """The candidates' two-stage scores, once ranked."""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+
+    @property
+    def candidates(self) -> RequestCandidates:
+        """The retrieved candidates.
+
+        Raises:
+            ValueError: The request was not prepared.
+        """
+        if self.request is None:
+            raise ValueError("the request has no candidates: prepare() did not finish")
+        return self.request
 
 
 def is_tracing(tracer: trace.Tracer) -> bool:
@@ -166,74 +205,116 @@ class Recommender:
     def recommend(
         self, user_id: str, k: int, exclude: Sequence[str] = (), *, as_of_ms: int | None = None
     ) -> Recommendation:
-        """The top ``k`` titles for ``user_id``, never one of ``exclude`` (titles already watched).
+        """The top ``k`` titles for ``user_id``, never one of ``exclude`` (titles already watched):
+        :meth:`prepare`, :meth:`rank` and :meth:`finish` in turn.
 
         ``as_of_ms`` is the request's time for the sources (recent popularity, release ages); by
         default the end of the version's training window, the clock of the data it knows. A
         feature store that fails degrades the request to the version's own features; a ranker
         backend that fails degrades it to the in-process ranker (``degraded`` says which).
         """
-        timings: dict[str, float] = {}
-        degraded: list[str] = []
-        as_of = self.top_k.end_ms if as_of_ms is None else int(as_of_ms)
+        prepared = self.prepare(user_id, k, exclude, as_of_ms=as_of_ms)
+        self.rank(prepared)
+        return self.finish(prepared)
+
+    # -- the request's three steps (the KServe transformer's preprocess, predict, postprocess) -
+
+    def prepare(self, user_id: str, k: int, exclude: Sequence[str] = (), *, as_of_ms: int | None = None) -> Prepared:
+        """The request's features and candidates: the user's features (the online store's when it
+        knows the user), the sources' merged candidates and the candidates' content features.
+        Opens the request's ``recommend`` span (with a tracer), which :meth:`finish` ends."""
         tracing = is_tracing(self.tracer)
-        root_span = (
-            self.tracer.start_as_current_span("recommend", attributes={"model.version": self.version, "request.k": k})
+        root = (
+            self.tracer.start_span("recommend", attributes={"model.version": self.version, "request.k": k})
             if tracing
-            else nullcontext(trace.INVALID_SPAN)
+            else trace.INVALID_SPAN
         )
-        with root_span as root:
-            user: UserFeatures | None = None
+        as_of = self.top_k.end_ms if as_of_ms is None else int(as_of_ms)
+        prepared = Prepared(user_id, k, tuple(exclude), as_of, root, tracing)
+        with self._within(prepared):
+            timings, degraded = prepared.stage_seconds, prepared.degraded
             with self._stage("features", timings, tracing):
                 try:
-                    user = self.features.user(user_id)
+                    prepared.user = self.features.user(user_id)
                 except Exception:  # noqa: BLE001 - any store failure degrades, never fails the request
                     degraded.append("feature_store")
-                query = self.query(user_id, user, as_of)
+                query = self.query(user_id, prepared.user, as_of)
             with self._stage("retrieval", timings, tracing) as span:
-                request = self.path.candidates(query, exclude)
-                rows = request.rows
-                ids = self.top_k.content_ids[rows]
-                span.set_attribute("retrieval.candidates", len(rows))
+                prepared.request = self.path.candidates(query, prepared.exclude)
+                prepared.ids = self.top_k.content_ids[prepared.request.rows]
+                span.set_attribute("retrieval.candidates", len(prepared.ids))
                 span.set_attribute("retrieval.catalog", len(self.top_k.content_ids))
             with self._stage("features", timings, tracing, **{"features.part": "content"}):
-                content = None
                 if "feature_store" not in degraded:
                     try:
-                        content = self.features.content(list(ids))
+                        prepared.content = self.features.content(list(prepared.ids))
                     except Exception:  # noqa: BLE001
                         degraded.append("feature_store")
-            with self._stage("ranking", timings, tracing, **{"ranking.backend": self.ranker.name}) as span:
-                inputs = self.path.ranker_inputs(request, content)
-                try:
-                    scores = self.ranker.score(*inputs)
-                except Exception:  # noqa: BLE001 - an unreachable predictor degrades to in-process
-                    if self.ranker is self.in_process:
-                        raise
-                    degraded.append(self.ranker.name)
-                    span.set_attribute("ranking.fallback", self.in_process.name)
-                    scores = self.in_process.score(*inputs)
-                scores = self.path.two_stage(request, scores)
-            with self._stage("rules", timings, tracing):
-                ages = release_age_days(self.top_k.release_ms[rows], as_of)
+        return prepared
+
+    def rank(self, prepared: Prepared) -> None:
+        """The candidates' scores (``prepared.scores``): the ranker's inputs, the ranker on its
+        backend (the in-process ranker when the backend fails), the version's two-stage blend."""
+        with (
+            self._within(prepared),
+            self._stage(
+                "ranking", prepared.stage_seconds, prepared.tracing, **{"ranking.backend": self.ranker.name}
+            ) as span,
+        ):
+            request = prepared.candidates
+            inputs = self.path.ranker_inputs(request, prepared.content)
+            try:
+                scores = self.ranker.score(*inputs)
+            except Exception:  # noqa: BLE001 - an unreachable predictor degrades to in-process
+                if self.ranker is self.in_process:
+                    raise
+                prepared.degraded.append(self.ranker.name)
+                span.set_attribute("ranking.fallback", self.in_process.name)
+                scores = self.in_process.score(*inputs)
+            prepared.scores = self.path.two_stage(request, scores)
+
+    def finish(self, prepared: Prepared) -> Recommendation:
+        """The business rules over the ranked candidates, and the answer; ends the request's span."""
+        if prepared.scores is None:
+            raise ValueError("finish() before rank(): the candidates have no scores")
+        scores, rows, ids = prepared.scores, prepared.candidates.rows, prepared.ids
+        with self._within(prepared, last=True):
+            with self._stage("rules", prepared.stage_seconds, prepared.tracing):
+                ages = release_age_days(self.top_k.release_ms[rows], prepared.as_of_ms)
                 chosen = apply_rules(
                     list(ids),
                     scores.tolist(),
                     genres=list(self.primary_genre[rows]),
                     creators=list(self.creator[rows]),
                     new_release=list(np.nan_to_num(ages, nan=np.inf) <= self.rules.new_release_days),
-                    watched=set(exclude),
-                    limits=RuleLimits(k, self.rules.max_per_genre, self.rules.max_per_creator),
+                    watched=set(prepared.exclude),
+                    limits=RuleLimits(prepared.k, self.rules.max_per_genre, self.rules.max_per_creator),
                 )
-            root.set_attribute("user.known", bool(user is not None and user.known))
-            if degraded:
-                root.set_attribute("degraded", ",".join(degraded))
-        logged = user.as_log() if user is not None else {}
+            user = prepared.user
+            prepared.root.set_attribute("user.known", bool(user is not None and user.known))
+            if prepared.degraded:
+                prepared.root.set_attribute("degraded", ",".join(prepared.degraded))
         return Recommendation(
             items=[str(ids[i]) for i in chosen],
             scores=[float(scores[i]) for i in chosen],
-            features=logged,
+            features=user.as_log() if user is not None else {},
             candidates=len(rows),
-            stage_seconds=timings,
-            degraded=degraded,
+            stage_seconds=prepared.stage_seconds,
+            degraded=prepared.degraded,
         )
+
+    @contextmanager
+    def _within(self, prepared: Prepared, *, last: bool = False) -> Iterator[None]:
+        """The request's span as the current one (the steps may run on different threads); ended
+        when ``last`` or when the step fails."""
+        if not prepared.tracing:
+            yield
+            return
+        with trace.use_span(prepared.root, end_on_exit=False, record_exception=True, set_status_on_exception=True):
+            try:
+                yield
+            except BaseException:
+                prepared.root.end()
+                raise
+        if last:
+            prepared.root.end()

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from flywheel.serving.prediction_log import PredictionRecord, PredictionWriter
 from flywheel.serving.protocol import RecommendRequest
-from flywheel.serving.recommender import Recommendation, Recommender
+from flywheel.serving.recommender import Prepared, Recommendation, Recommender
 from flywheel.serving.routing import NO_ROLLOUT, RolloutState, Variant, assign_variant
 
 
@@ -67,6 +67,21 @@ def compare_lists(
     common = [(s, theirs[i]) for i, s in zip(items, scores, strict=True) if i in theirs]
     delta = sum(abs(a - b) for a, b in common) / len(common) if common else None
     return ShadowComparison(len(common) / len(items), delta)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A request on its way through :meth:`Router.start`, :meth:`~Router.rank` and :meth:`~Router.finish`:
+    the deployment and variant it was routed to, kept to the end even if the deployment is swapped."""
+
+    deployment: Deployment
+    variant: Variant
+    model: Recommender
+    request: RecommendRequest
+    request_id: str
+    start: float
+    """``time.perf_counter()`` when it was routed (the answer's latency counts from here)."""
+    prepared: Prepared
 
 
 @dataclass(frozen=True)
@@ -122,14 +137,35 @@ class Router:
         self.deployment = deployment
 
     def answer(self, request: RecommendRequest, request_id: str) -> Answer:
-        """The answer of the user's variant; the shadow (if any) gets a copy afterwards."""
+        """The answer of the user's variant (:meth:`start`, :meth:`rank`, :meth:`finish` in turn);
+        the shadow (if any) gets a copy afterwards."""
+        routed = self.start(request, request_id)
+        self.rank(routed)
+        return self.finish(routed)
+
+    def start(self, request: RecommendRequest, request_id: str) -> Routed:
+        """Route the request to the user's variant in the live deployment and prepare it there
+        (features and candidates: :meth:`Recommender.prepare`)."""
         deployment = self.deployment
         start = time.perf_counter()
         variant = deployment.variant_for(request.user_id)
         model = deployment.canary if variant == "canary" and deployment.canary is not None else deployment.champion
-        recommendation = model.recommend(request.user_id, request.k, request.exclude)
-        latency_ms = (time.perf_counter() - start) * 1000.0
-        answer = Answer(request_id, variant, model.version, deployment.rollout.rollout_id, recommendation, latency_ms)
+        prepared = model.prepare(request.user_id, request.k, request.exclude)
+        return Routed(deployment, variant, model, request, request_id, start, prepared)
+
+    def rank(self, routed: Routed) -> None:
+        """Rank the routed request's candidates on its version (:meth:`Recommender.rank`)."""
+        routed.model.rank(routed.prepared)
+
+    def finish(self, routed: Routed) -> Answer:
+        """Apply the business rules (:meth:`Recommender.finish`), log the answer and mirror the
+        request to the shadow, which the answer never waits for."""
+        deployment, model, request, request_id = routed.deployment, routed.model, routed.request, routed.request_id
+        recommendation = model.finish(routed.prepared)
+        latency_ms = (time.perf_counter() - routed.start) * 1000.0
+        answer = Answer(
+            request_id, routed.variant, model.version, deployment.rollout.rollout_id, recommendation, latency_ms
+        )
         self._log(deployment, answer.variant, model.version, request, request_id, recommendation, latency_ms, None)
         self.observer.answered(answer)
         if deployment.shadow is not None:

@@ -1,5 +1,6 @@
 """The recommend path: the library's scores, exclusions, cold start, degradation, spans."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -117,6 +118,25 @@ def test_spans_cover_request_features_retrieval_ranking_rules(bundle_dir: Path, 
     ranking = next(s for s in children if s.name == "ranking")
     assert ranking.attributes["ranking.backend"] == "in_process"
     assert root.attributes["model.version"] == "local"
+
+
+def test_the_steps_on_different_threads_make_one_trace(bundle_dir: Path, window, features) -> None:
+    """As the server runs them: prepare and rank on request threads, finish on the event loop."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    rec = Recommender.from_folder(bundle_dir, features=features, tracer=provider.get_tracer("test"))
+    with ThreadPoolExecutor(2) as pool:
+        prepared = pool.submit(rec.prepare, _known_user(window), 5).result()
+        assert "recommend" not in {s.name for s in exporter.get_finished_spans()}  # open until finish
+        pool.submit(rec.rank, prepared).result()
+    answer = rec.finish(prepared)
+    spans = exporter.get_finished_spans()
+    (root,) = [s for s in spans if s.name == "recommend"]
+    children = [s.name for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id]
+    assert children == ["features", "retrieval", "features", "ranking", "rules"]
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}
+    assert answer.items == rec.recommend(_known_user(window), 5).items
 
 
 def test_spans_are_opened_only_where_a_tracer_provider_receives_them(monkeypatch) -> None:

@@ -1,0 +1,89 @@
+"""The KServe model's three steps: preprocess prepares, predict ranks, postprocess applies the rules."""
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kserve import InferInput, InferRequest
+from kserve.errors import InvalidInput
+
+from flywheel.serving.features import StaticFeatures
+from flywheel.serving.recommender import Recommender
+from flywheel.serving.router import Deployment, Router
+from serving.model import RecommenderModel
+from serving.observer import PrometheusObserver
+
+
+def _request(user: str, k: int) -> InferRequest:
+    user_in = InferInput("user_id", [1], "BYTES", data=[user])
+    k_in = InferInput("k", [1], "INT32", data=[k])
+    return InferRequest("recommender", [user_in, k_in], request_id="r-1")
+
+
+@pytest.fixture(scope="module")
+def model(bundle_dir: Path, features: StaticFeatures) -> RecommenderModel:
+    champion = Recommender.from_folder(bundle_dir, features=features)
+    router = Router(Deployment("recommender", champion))
+    return RecommenderModel(
+        "recommender", router, default_k=10, max_k=100, max_exclude=100, observer=PrometheusObserver()
+    )
+
+
+def test_each_step_does_its_part_and_the_answer_is_the_recommenders(
+    model: RecommenderModel, window: pd.DataFrame
+) -> None:
+    user = str(window["user_id"].iloc[-1])
+    main = threading.get_ident()
+
+    async def steps() -> tuple[object, object, object, object]:
+        flight = await model.preprocess(_request(user, 5))
+        (routed,) = flight.routed
+        prepared_scores = routed.prepared.scores  # prepared, not ranked yet
+        ranked = await model.predict(flight)
+        scores = routed.prepared.scores
+        return prepared_scores, routed, scores, model.postprocess(ranked)
+
+    prepared_scores, routed, scores, response = asyncio.run(steps())
+    assert prepared_scores is None
+    assert len(routed.prepared.ids) > 0 and routed.prepared.candidates.rows.size == len(routed.prepared.ids)
+    assert scores is not None and len(scores) == len(routed.prepared.ids)
+    assert threading.get_ident() == main  # postprocess ran here, on the caller's (the event loop's) thread
+    items = response.outputs[0].data
+    expected = model.router.deployment.champion.recommend(user, 5)
+    assert items == expected.items
+    np.testing.assert_allclose(response.outputs[1].data, expected.scores, rtol=1e-6)
+    assert response.parameters["request_id"] == "r-1" and response.parameters["variant"] == "champion"
+
+
+def test_preprocess_rejects_a_broken_request_before_any_work(model: RecommenderModel) -> None:
+    broken = InferRequest("recommender", [InferInput("k", [1], "INT32", data=[3])], request_id="r-2")
+    with pytest.raises(InvalidInput, match="missing input 'user_id'"):
+        asyncio.run(model.preprocess(broken))
+
+
+def test_the_first_two_steps_run_on_the_request_threads(model: RecommenderModel, window: pd.DataFrame) -> None:
+    seen: list[str] = []
+    router = model.router
+    start, rank = router.start, router.rank
+
+    def start_here(*args: object) -> object:
+        seen.append(threading.current_thread().name)
+        return start(*args)  # type: ignore[arg-type]
+
+    def rank_here(*args: object) -> None:
+        seen.append(threading.current_thread().name)
+        rank(*args)  # type: ignore[arg-type]
+
+    router.start, router.rank = start_here, rank_here  # type: ignore[method-assign]
+    try:
+
+        async def steps() -> None:
+            model.postprocess(await model.predict(await model.preprocess(_request(str(window["user_id"].iloc[0]), 3))))
+
+        asyncio.run(steps())
+    finally:
+        del router.start, router.rank
+    assert len(seen) == 2 and all(name.startswith("recommend") for name in seen)
