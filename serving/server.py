@@ -261,8 +261,7 @@ class _BoundGRPCServer(GRPCServer):
 
 
 _JSON_TYPES = frozenset({b"application/json", b"application/cloudevents+json"})
-"""The content types KServe reads as JSON; :class:`JsonBody` gives a body of any other type this one
-(``application/json``) unless it carries the binary-data header."""
+"""The content types KServe reads as JSON (:class:`JsonBody` labels any other body ``application/json``)."""
 
 
 class JsonBody:
@@ -331,7 +330,7 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def _with_utf8_check() -> None:
+def _with_json_body() -> None:
     """Add :class:`JsonBody` to KServe's REST app (once per process, before it starts)."""
     from kserve.model_server import app
 
@@ -402,7 +401,7 @@ def run_model_server(
         timing=access_log,
     )
     rest.config.host = host
-    _with_utf8_check()
+    _with_json_body()
     grpc_server = None
     if grpc_port:
         grpc_server = _BoundGRPCServer(

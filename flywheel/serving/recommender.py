@@ -84,27 +84,17 @@ class Prepared:
     root: trace.Span
     """The request's ``recommend`` span (``INVALID_SPAN`` when nothing receives spans)."""
     tracing: bool
-    user: UserFeatures | None = None
-    request: RequestCandidates | None = None
-    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    user: UserFeatures | None
+    """The online store's features of the user (None when the store failed)."""
+    request: RequestCandidates
+    ids: np.ndarray
     """The candidates' content ids."""
-    content: np.ndarray | None = None
+    content: np.ndarray | None
     """The candidates' content features from the store (None: the version's own)."""
+    stage_seconds: dict[str, float]
+    degraded: list[str]
     scores: np.ndarray | None = None
     """The candidates' two-stage scores, once ranked."""
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    degraded: list[str] = field(default_factory=list)
-
-    @property
-    def candidates(self) -> RequestCandidates:
-        """The retrieved candidates.
-
-        Raises:
-            ValueError: The request was not prepared.
-        """
-        if self.request is None:
-            raise ValueError("the request has no candidates: prepare() did not finish")
-        return self.request
 
 
 def is_tracing(tracer: trace.Tracer) -> bool:
@@ -230,38 +220,42 @@ class Recommender:
             else trace.INVALID_SPAN
         )
         as_of = self.top_k.end_ms if as_of_ms is None else int(as_of_ms)
-        prepared = Prepared(user_id, k, tuple(exclude), as_of, root, tracing)
-        with self._within(prepared):
-            timings, degraded = prepared.stage_seconds, prepared.degraded
+        timings: dict[str, float] = {}
+        degraded: list[str] = []
+        user: UserFeatures | None = None
+        content = None
+        with _current(root, tracing):
             with self._stage("features", timings, tracing):
                 try:
-                    prepared.user = self.features.user(user_id)
+                    user = self.features.user(user_id)
                 except Exception:  # noqa: BLE001 - any store failure degrades, never fails the request
                     degraded.append("feature_store")
-                query = self.query(user_id, prepared.user, as_of)
+                query = self.query(user_id, user, as_of)
             with self._stage("retrieval", timings, tracing) as span:
-                prepared.request = self.path.candidates(query, prepared.exclude)
-                prepared.ids = self.top_k.content_ids[prepared.request.rows]
-                span.set_attribute("retrieval.candidates", len(prepared.ids))
+                request = self.path.candidates(query, exclude)
+                ids = self.top_k.content_ids[request.rows]
+                span.set_attribute("retrieval.candidates", len(ids))
                 span.set_attribute("retrieval.catalog", len(self.top_k.content_ids))
             with self._stage("features", timings, tracing, **{"features.part": "content"}):
                 if "feature_store" not in degraded:
                     try:
-                        prepared.content = self.features.content(list(prepared.ids))
+                        content = self.features.content(list(ids))
                     except Exception:  # noqa: BLE001
                         degraded.append("feature_store")
-        return prepared
+        return Prepared(
+            user_id, k, tuple(exclude), as_of, root, tracing, user, request, ids, content, timings, degraded
+        )
 
     def rank(self, prepared: Prepared) -> None:
         """The candidates' scores (``prepared.scores``): the ranker's inputs, the ranker on its
         backend (the in-process ranker when the backend fails), the version's two-stage blend."""
         with (
-            self._within(prepared),
+            _current(prepared.root, prepared.tracing),
             self._stage(
                 "ranking", prepared.stage_seconds, prepared.tracing, **{"ranking.backend": self.ranker.name}
             ) as span,
         ):
-            request = prepared.candidates
+            request = prepared.request
             inputs = self.path.ranker_inputs(request, prepared.content)
             try:
                 scores = self.ranker.score(*inputs)
@@ -277,8 +271,8 @@ class Recommender:
         """The business rules over the ranked candidates, and the answer; ends the request's span."""
         if prepared.scores is None:
             raise ValueError("finish() before rank(): the candidates have no scores")
-        scores, rows, ids = prepared.scores, prepared.candidates.rows, prepared.ids
-        with self._within(prepared, last=True):
+        scores, rows, ids = prepared.scores, prepared.request.rows, prepared.ids
+        with _current(prepared.root, prepared.tracing, end=True):
             with self._stage("rules", prepared.stage_seconds, prepared.tracing):
                 ages = release_age_days(self.top_k.release_ms[rows], prepared.as_of_ms)
                 chosen = apply_rules(
@@ -303,18 +297,19 @@ class Recommender:
             degraded=prepared.degraded,
         )
 
-    @contextmanager
-    def _within(self, prepared: Prepared, *, last: bool = False) -> Iterator[None]:
-        """The request's span as the current one (the steps may run on different threads); ended
-        when ``last`` or when the step fails."""
-        if not prepared.tracing:
+
+@contextmanager
+def _current(root: trace.Span, tracing: bool, *, end: bool = False) -> Iterator[None]:
+    """``root`` as the current span while a step runs (the steps may run on different threads);
+    ended after the step when ``end``, or when the step fails. Nothing when not ``tracing``."""
+    if not tracing:
+        yield
+        return
+    with trace.use_span(root, end_on_exit=False, record_exception=True, set_status_on_exception=True):
+        try:
             yield
-            return
-        with trace.use_span(prepared.root, end_on_exit=False, record_exception=True, set_status_on_exception=True):
-            try:
-                yield
-            except BaseException:
-                prepared.root.end()
-                raise
-        if last:
-            prepared.root.end()
+        except BaseException:
+            root.end()
+            raise
+    if end:
+        root.end()

@@ -3,6 +3,7 @@
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ def test_each_step_does_its_part_and_the_answer_is_the_recommenders(
 
     prepared_scores, routed, scores, response = asyncio.run(steps())
     assert prepared_scores is None
-    assert len(routed.prepared.ids) > 0 and routed.prepared.candidates.rows.size == len(routed.prepared.ids)
+    assert len(routed.prepared.ids) > 0 and routed.prepared.request.rows.size == len(routed.prepared.ids)
     assert scores is not None and len(scores) == len(routed.prepared.ids)
     assert threading.get_ident() == main  # postprocess ran here, on the caller's (the event loop's) thread
     items = response.outputs[0].data
@@ -64,26 +65,26 @@ def test_preprocess_rejects_a_broken_request_before_any_work(model: RecommenderM
         asyncio.run(model.preprocess(broken))
 
 
-def test_the_first_two_steps_run_on_the_request_threads(model: RecommenderModel, window: pd.DataFrame) -> None:
+def test_the_first_two_steps_run_on_the_request_threads(
+    model: RecommenderModel, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[str] = []
     router = model.router
     start, rank = router.start, router.rank
 
-    def start_here(*args: object) -> object:
+    def start_here(*args: Any) -> Any:
         seen.append(threading.current_thread().name)
-        return start(*args)  # type: ignore[arg-type]
+        return start(*args)
 
-    def rank_here(*args: object) -> None:
+    def rank_here(*args: Any) -> None:
         seen.append(threading.current_thread().name)
-        rank(*args)  # type: ignore[arg-type]
+        rank(*args)
 
-    router.start, router.rank = start_here, rank_here  # type: ignore[method-assign]
-    try:
+    monkeypatch.setattr(router, "start", start_here)
+    monkeypatch.setattr(router, "rank", rank_here)
 
-        async def steps() -> None:
-            model.postprocess(await model.predict(await model.preprocess(_request(str(window["user_id"].iloc[0]), 3))))
+    async def steps() -> None:
+        model.postprocess(await model.predict(await model.preprocess(_request(str(window["user_id"].iloc[0]), 3))))
 
-        asyncio.run(steps())
-    finally:
-        del router.start, router.rank
+    asyncio.run(steps())
     assert len(seen) == 2 and all(name.startswith("recommend") for name in seen)
