@@ -330,7 +330,12 @@ def decide(evidence: Evidence, state: RolloutRecord, config: RolloutConfig) -> R
             nxt,
             fraction,
         )
-    return hold(f"last stage: {primary.metric} not yet significantly different ({primary.message})")
+    # the always-valid p-value decides, not the fixed-sample interval of ``primary.message`` (which can
+    # leave out 0 while the sequential test, valid at every look, is not yet convinced)
+    return hold(
+        f"last stage: {primary.metric} not yet significantly different: {primary.relative:+.2%},"
+        f" always-valid p={primary.p_adjusted:.3g} > {config.alpha:g}"
+    )
 
 
 def evidence_record(evidence: Evidence) -> dict[str, Any]:

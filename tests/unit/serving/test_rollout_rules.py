@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import orjson
 import pandas as pd
@@ -238,6 +239,17 @@ def test_decisions_say_why() -> None:
         "guardrail breached: error rate"
         in decide(evidence(canary=variant("canary", errors=50)), state(), CONFIG).reason
     )
+
+
+def test_a_hold_at_the_last_stage_gives_the_always_valid_evidence_that_decided() -> None:
+    # a fixed-sample interval that leaves out 0 while the always-valid test is not yet convinced
+    ctr = MetricTest("ctr", "primary", "ok", "-9.52% [-17.50%, -1.54%]", 0.1, 0.0905, -0.0952, 0.08, 0.16)
+    ev = replace(
+        evidence(stage_impressions=5000), tests=(ctr, metric("watch_hours_per_impression", "secondary", "none"))
+    )
+    got = decide(ev, state(1), CONFIG)
+    assert got.decision == "hold"
+    assert got.reason == "last stage: ctr not yet significantly different: -9.52%, always-valid p=0.16 > 0.05"
 
 
 def test_evidence_is_json_ready() -> None:
