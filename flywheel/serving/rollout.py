@@ -332,10 +332,7 @@ def decide(evidence: Evidence, state: RolloutRecord, config: RolloutConfig) -> R
         )
     # the always-valid p-value decides, not the fixed-sample interval of ``primary.message`` (which can
     # leave out 0 while the sequential test, valid at every look, is not yet convinced)
-    return hold(
-        f"last stage: {primary.metric} not yet significantly different: {primary.relative:+.2%},"
-        f" always-valid p={primary.p_adjusted:.3g} > {config.alpha:g}"
-    )
+    return hold(f"last stage: not yet significantly different at {config.alpha:g}: {_fmt(primary)}")
 
 
 def evidence_record(evidence: Evidence) -> dict[str, Any]:

@@ -249,7 +249,7 @@ def test_a_hold_at_the_last_stage_gives_the_always_valid_evidence_that_decided()
     )
     got = decide(ev, state(1), CONFIG)
     assert got.decision == "hold"
-    assert got.reason == "last stage: ctr not yet significantly different: -9.52%, always-valid p=0.16 > 0.05"
+    assert got.reason == "last stage: not yet significantly different at 0.05: ctr -9.52% (always-valid p=0.16)"
 
 
 def test_evidence_is_json_ready() -> None:
