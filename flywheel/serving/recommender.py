@@ -77,7 +77,6 @@ class Prepared:
     """One request between its steps (:meth:`Recommender.prepare`, :meth:`~Recommender.rank`,
     :meth:`~Recommender.finish`), which may run on different threads."""
 
-    user_id: str
     k: int
     exclude: tuple[str, ...]
     as_of_ms: int
@@ -242,9 +241,7 @@ class Recommender:
                         content = self.features.content(list(ids))
                     except Exception:  # noqa: BLE001
                         degraded.append("feature_store")
-        return Prepared(
-            user_id, k, tuple(exclude), as_of, root, tracing, user, request, ids, content, timings, degraded
-        )
+        return Prepared(k, tuple(exclude), as_of, root, tracing, user, request, ids, content, timings, degraded)
 
     def rank(self, prepared: Prepared) -> None:
         """The candidates' scores (``prepared.scores``): the ranker's inputs, the ranker on its
