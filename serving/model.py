@@ -5,8 +5,11 @@
 * ``predict``: rank them, in-process or on the Triton predictor;
 * ``postprocess``: the business rules, the prediction log, the shadow's copy, the response.
 
-The first two run on request threads (torch, faiss and NumPy release the GIL), the last on the
-event loop.
+All three run on the event loop, KServe's way for a model whose steps do not wait on I/O; with
+``serving.request_threads`` above 0 the first two run on a pool of request threads instead (torch,
+faiss and NumPy release the GIL, so requests overlap on the cores), at the cost of two thread
+hand-offs a request. On the 2-core development machine the event loop answered one client faster
+and 8 clients with more requests a second (docs/serving.md).
 
 Open Inference Protocol v2 (``/v2/models/recommender/infer``, REST and gRPC) and KServe v1
 (``/v1/models/recommender:predict`` with ``{"instances": [{"user_id": ..., "k": ..., "exclude": [...]}]}``).
@@ -46,10 +49,10 @@ class RecommenderModel(Model):
         max_k: int,
         max_exclude: int,
         observer: PrometheusObserver,
-        threads: int = 2,
+        threads: int = 0,
     ) -> None:
         super().__init__(name)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recommend")
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recommend") if threads else None
         self.router = router
         self.limits = {"default_k": default_k, "max_k": max_k, "max_exclude": max_exclude}
         self.observer = observer
@@ -82,22 +85,20 @@ class RecommenderModel(Model):
     # -- the transformer's three steps -----------------------------------------------------------
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        """Check the request (a 400 naming the problem) and prepare it on a request thread: the
-        user's features, the candidates from the two-tower index and the other sources, their
-        features (:meth:`Router.start <flywheel.serving.router.Router.start>`)."""
+        """Check the request (a 400 naming the problem) and prepare it: the user's features, the
+        candidates from the two-tower index and the other sources, their features
+        (:meth:`Router.start <flywheel.serving.router.Router.start>`)."""
         try:
             requests = self._parse(payload)
         except RequestError as exc:
             self.observer.rejected("bad_request", 400)
             raise InvalidInput(str(exc)) from exc
         request_id = (getattr(payload, "id", None) or "") if isinstance(payload, InferRequest) else ""
-        routed = await self._on_request_thread(
-            lambda: [self.router.start(r, request_id or new_request_id()) for r in requests]
-        )
+        routed = await self._run(lambda: [self.router.start(r, request_id or new_request_id()) for r in requests])
         return _InFlight(payload, routed)
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        """Rank the candidates on a request thread: the version's ranker in-process, or its Triton
+        """Rank the candidates: the version's ranker in-process, or its Triton
         predictor over the Open Inference Protocol (``serving.triton.url``, KServe's ``predictor_host``)."""
         flight = cast(_InFlight, payload)
 
@@ -105,7 +106,7 @@ class RecommenderModel(Model):
             for routed in flight.routed:
                 self.router.rank(routed)
 
-        await self._on_request_thread(rank_all)
+        await self._run(rank_all)
         return flight
 
     def postprocess(
@@ -123,10 +124,12 @@ class RecommenderModel(Model):
             return _v2_response(self.name, answers[0], flight.payload)
         return {"predictions": [_v1_prediction(a) for a in answers]}
 
-    async def _on_request_thread(self, work: Callable[[], T]) -> T:
-        """``work()`` on a request thread (torch, faiss and NumPy release the GIL: requests overlap on
-        the cores); a failure counts as an internal error (500)."""
+    async def _run(self, work: Callable[[], T]) -> T:
+        """``work()`` here on the event loop, or on a request thread when the model has a pool; a
+        failure counts as an internal error (500)."""
         try:
+            if self._pool is None:
+                return work()
             return await asyncio.get_running_loop().run_in_executor(self._pool, work)
         except Exception:
             self.observer.rejected("internal", 500)

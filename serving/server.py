@@ -231,7 +231,7 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
         max_k=serving.max_k,
         max_exclude=serving.max_exclude,
         observer=observer,
-        threads=serving.request_threads,
+        threads=serving.threads_for(local_triton=triton),
     )
     return ServerParts(model, router, watcher, writer, parts_triton[0] if parts_triton else None)
 

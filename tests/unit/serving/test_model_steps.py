@@ -14,6 +14,7 @@ from kserve.errors import InvalidInput
 from flywheel.serving.features import StaticFeatures
 from flywheel.serving.recommender import Recommender
 from flywheel.serving.router import Deployment, Router
+from monitoring.metrics import REGISTRY
 from serving.model import RecommenderModel
 from serving.observer import PrometheusObserver
 
@@ -65,26 +66,76 @@ def test_preprocess_rejects_a_broken_request_before_any_work(model: RecommenderM
         asyncio.run(model.preprocess(broken))
 
 
-def test_the_first_two_steps_run_on_the_request_threads(
-    model: RecommenderModel, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[str] = []
+def _where_steps_run(model: RecommenderModel, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record (step, thread name) each time the router prepares or ranks a request."""
+    seen: list[tuple[str, str]] = []
     router = model.router
     start, rank = router.start, router.rank
 
     def start_here(*args: Any) -> Any:
-        seen.append(threading.current_thread().name)
+        seen.append(("start", threading.current_thread().name))
         return start(*args)
 
     def rank_here(*args: Any) -> None:
-        seen.append(threading.current_thread().name)
+        seen.append(("rank", threading.current_thread().name))
         rank(*args)
 
     monkeypatch.setattr(router, "start", start_here)
     monkeypatch.setattr(router, "rank", rank_here)
+    return seen
 
-    async def steps() -> None:
-        model.postprocess(await model.predict(await model.preprocess(_request(str(window["user_id"].iloc[0]), 3))))
 
-    asyncio.run(steps())
-    assert len(seen) == 2 and all(name.startswith("recommend") for name in seen)
+async def _answer(model: RecommenderModel, user: str) -> Any:
+    return model.postprocess(await model.predict(await model.preprocess(_request(user, 3))))
+
+
+def test_by_default_the_event_loop_prepares_and_ranks(
+    model: RecommenderModel, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _where_steps_run(model, monkeypatch)
+    asyncio.run(_answer(model, str(window["user_id"].iloc[0])))
+    loop_thread = threading.current_thread().name
+    assert seen == [("start", loop_thread), ("rank", loop_thread)]
+
+
+def test_with_request_threads_the_first_two_steps_run_on_them_and_answers_stay_the_same(
+    bundle_dir: Path, features: StaticFeatures, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    champion = Recommender.from_folder(bundle_dir, features=features)
+    model = RecommenderModel(
+        "recommender",
+        Router(Deployment("recommender", champion)),
+        default_k=10,
+        max_k=100,
+        max_exclude=100,
+        observer=PrometheusObserver(),
+        threads=2,
+    )
+    seen = _where_steps_run(model, monkeypatch)
+    users = [str(u) for u in window["user_id"].unique()[:4]]
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(*(_answer(model, user) for user in users))
+
+    answers = asyncio.run(together())
+    assert sorted(step for step, _ in seen) == ["rank"] * 4 + ["start"] * 4
+    assert all(name.startswith("recommend") for _, name in seen)
+    for user, answer in zip(users, answers, strict=True):
+        assert answer.outputs[0].data == champion.recommend(user, 3).items
+
+
+def test_a_failing_step_is_an_internal_error_on_the_loop_or_a_thread(
+    model: RecommenderModel, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("ranker broke")
+
+    monkeypatch.setattr(model.router, "rank", broken)
+    before = _internal_errors()
+    with pytest.raises(RuntimeError, match="ranker broke"):
+        asyncio.run(_answer(model, str(window["user_id"].iloc[0])))
+    assert _internal_errors() == before + 1
+
+
+def _internal_errors() -> float:
+    return REGISTRY.get_sample_value("flywheel_serving_errors_total", {"variant": "none", "kind": "internal"}) or 0.0

@@ -30,3 +30,16 @@ def test_unknown_serving_keys_name_the_field(tmp_path) -> None:
     path.write_text("serving: {http_prot: 1}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="serving.http_prot"):
         load_config(path)
+
+
+def test_requests_run_on_the_event_loop_unless_they_wait_on_triton_or_threads_are_set() -> None:
+    serving = load_config(env={}).serving
+    assert serving.request_threads is None
+    assert serving.threads_for(local_triton=False) == 0
+    assert serving.threads_for(local_triton=True) == 2
+    canary_on_triton = ServingConfig(triton=TritonConfig(canary_url="ranker-canary:80"))
+    assert canary_on_triton.threads_for(local_triton=False) == 2
+    only_the_shadow = ServingConfig(triton=TritonConfig(shadow_url="ranker-shadow:80"))
+    assert only_the_shadow.threads_for(local_triton=False) == 0  # the shadow ranks on its own threads
+    assert ServingConfig(request_threads=3).threads_for(local_triton=True) == 3
+    assert ServingConfig(request_threads=0).threads_for(local_triton=True) == 0
