@@ -5,11 +5,14 @@
 * ``predict``: rank them, in-process or on the Triton predictor;
 * ``postprocess``: the business rules, the prediction log, the shadow's copy, the response.
 
-All three run on the event loop, KServe's way for a model whose steps do not wait on I/O; with
-``serving.request_threads`` above 0 the first two run on a pool of request threads instead (torch,
-faiss and NumPy release the GIL, so requests overlap on the cores), at the cost of two thread
-hand-offs a request. On the 2-core development machine the event loop answered one client faster
-and 8 clients with more requests a second (docs/serving.md).
+Where the steps run (``serving.request_threads``, see
+:meth:`~flywheel.config.serving.ServingConfig.steps_on_threads`): on the event loop, KServe's way
+for a model whose steps do not wait on I/O, and the default when ranking in-process (no thread
+hand-off); the ranking on a pool of request threads when it is a call to Triton, so that the loop
+prepares other requests while one waits on the network; or both first steps on the pool, which
+keeps the loop free where the feature store may be slow (torch, faiss and NumPy release the GIL,
+so requests overlap on the cores, at two hand-offs a request). The rules and the response are
+always on the event loop.
 
 Open Inference Protocol v2 (``/v2/models/recommender/infer``, REST and gRPC) and KServe v1
 (``/v1/models/recommender:predict`` with ``{"instances": [{"user_id": ..., "k": ..., "exclude": [...]}]}``).
@@ -50,9 +53,12 @@ class RecommenderModel(Model):
         max_exclude: int,
         observer: PrometheusObserver,
         threads: int = 0,
+        prepare_on_threads: bool = True,
     ) -> None:
         super().__init__(name)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recommend") if threads else None
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recommend") if threads else None
+        self._rank_pool = pool
+        self._prepare_pool = pool if prepare_on_threads else None
         self.router = router
         self.limits = {"default_k": default_k, "max_k": max_k, "max_exclude": max_exclude}
         self.observer = observer
@@ -94,7 +100,9 @@ class RecommenderModel(Model):
             self.observer.rejected("bad_request", 400)
             raise InvalidInput(str(exc)) from exc
         request_id = (getattr(payload, "id", None) or "") if isinstance(payload, InferRequest) else ""
-        routed = await self._run(lambda: [self.router.start(r, request_id or new_request_id()) for r in requests])
+        routed = await self._run(
+            self._prepare_pool, lambda: [self.router.start(r, request_id or new_request_id()) for r in requests]
+        )
         return _InFlight(payload, routed)
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
@@ -106,7 +114,7 @@ class RecommenderModel(Model):
             for routed in flight.routed:
                 self.router.rank(routed)
 
-        await self._run(rank_all)
+        await self._run(self._rank_pool, rank_all)
         return flight
 
     def postprocess(
@@ -124,13 +132,13 @@ class RecommenderModel(Model):
             return _v2_response(self.name, answers[0], flight.payload)
         return {"predictions": [_v1_prediction(a) for a in answers]}
 
-    async def _run(self, work: Callable[[], T]) -> T:
-        """``work()`` here on the event loop, or on a request thread when the model has a pool; a
-        failure counts as an internal error (500)."""
+    async def _run(self, pool: ThreadPoolExecutor | None, work: Callable[[], T]) -> T:
+        """``work()`` on one of the ``pool``'s request threads, or here on the event loop without one;
+        a failure counts as an internal error (500)."""
         try:
-            if self._pool is None:
+            if pool is None:
                 return work()
-            return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+            return await asyncio.get_running_loop().run_in_executor(pool, work)
         except Exception:
             self.observer.rejected("internal", 500)
             raise

@@ -224,6 +224,7 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
 
         watcher.on_change = swap
         watcher.start(serving.poll_interval_s)
+    threads, prepare_on_threads = serving.steps_on_threads(local_triton=triton)
     model = RecommenderModel(
         serving.model_name,
         router,
@@ -231,7 +232,8 @@ def build_server(config: FlywheelConfig, *, triton: bool = False) -> ServerParts
         max_k=serving.max_k,
         max_exclude=serving.max_exclude,
         observer=observer,
-        threads=serving.threads_for(local_triton=triton),
+        threads=threads,
+        prepare_on_threads=prepare_on_threads,
     )
     return ServerParts(model, router, watcher, writer, parts_triton[0] if parts_triton else None)
 

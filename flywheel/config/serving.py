@@ -80,12 +80,13 @@ class ServingConfig(Section):
     the request threads pass the GIL around every NumPy and torch call, and a shorter wait raised
     the throughput at 8 clients from about 192 to 201 requests/s on 2 cores."""
     request_threads: int | None = Field(default=None, ge=0)
-    """Threads that prepare and rank requests; 0: the server's event loop does (no thread hand-off);
-    empty: the event loop when ranking in-process, 2 threads when ranking on Triton (the call waits on
-    the network, and the loop serves other requests meanwhile). Threads let requests overlap at the cost
-    of two hand-offs a request: in-process, on 2 cores with the clients on the same machine, the event
-    loop gave one client a p50 about 0.9 ms lower and 8 clients more requests a second. Set threads
-    where the feature store may be slow to answer: on the event loop, health probes wait with it."""
+    """Threads that prepare and rank requests (about one per core: torch, faiss and NumPy release the
+    GIL, so requests overlap on the cores, at two thread hand-offs a request); 0: the event loop does
+    both; empty: the event loop, but for the Triton call, which waits on the network and runs on 2
+    threads while the loop prepares other requests. On 2 cores with the clients on the same machine
+    the event loop gave one client a p50 about 0.9 ms lower and 8 clients more requests a second
+    (docs/serving.md). Set threads where the feature store may be slow to answer: on the event loop,
+    health probes wait with it."""
     default_k: int = Field(default=10, ge=1)
     """Items returned when the request gives no k."""
     max_k: int = Field(default=100, ge=1)
@@ -110,12 +111,13 @@ class ServingConfig(Section):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    def threads_for(self, *, local_triton: bool) -> int:
-        """Request threads of a server that starts its own Triton (``local_triton``) or not."""
+    def steps_on_threads(self, *, local_triton: bool) -> tuple[int, bool]:
+        """(request threads, whether preparing runs on them too) for a server that starts its own
+        Triton (``local_triton``) or not; ranking runs on the threads when there are any."""
         if self.request_threads is not None:
-            return self.request_threads
+            return self.request_threads, True
         on_triton = local_triton or any(self.triton.url_for(v) for v in ("champion", "canary"))
-        return 2 if on_triton else 0
+        return (2 if on_triton else 0), False
 
     @model_validator(mode="after")
     def _check(self) -> ServingConfig:

@@ -98,8 +98,16 @@ def test_by_default_the_event_loop_prepares_and_ranks(
     assert seen == [("start", loop_thread), ("rank", loop_thread)]
 
 
-def test_with_request_threads_the_first_two_steps_run_on_them_and_answers_stay_the_same(
-    bundle_dir: Path, features: StaticFeatures, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("prepare_on_threads", "on_threads"), [(True, {"start", "rank"}), (False, {"rank"})], ids=["both", "ranking"]
+)
+def test_with_request_threads_those_steps_run_on_them_and_answers_stay_the_same(
+    bundle_dir: Path,
+    features: StaticFeatures,
+    window: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+    prepare_on_threads: bool,
+    on_threads: set[str],
 ) -> None:
     champion = Recommender.from_folder(bundle_dir, features=features)
     model = RecommenderModel(
@@ -110,6 +118,7 @@ def test_with_request_threads_the_first_two_steps_run_on_them_and_answers_stay_t
         max_exclude=100,
         observer=PrometheusObserver(),
         threads=2,
+        prepare_on_threads=prepare_on_threads,
     )
     seen = _where_steps_run(model, monkeypatch)
     users = [str(u) for u in window["user_id"].unique()[:4]]
@@ -118,8 +127,10 @@ def test_with_request_threads_the_first_two_steps_run_on_them_and_answers_stay_t
         return await asyncio.gather(*(_answer(model, user) for user in users))
 
     answers = asyncio.run(together())
+    loop_thread = threading.current_thread().name
     assert sorted(step for step, _ in seen) == ["rank"] * 4 + ["start"] * 4
-    assert all(name.startswith("recommend") for _, name in seen)
+    for step, thread in seen:
+        assert thread.startswith("recommend") if step in on_threads else thread == loop_thread
     for user, answer in zip(users, answers, strict=True):
         assert answer.outputs[0].data == champion.recommend(user, 3).items
 

@@ -32,14 +32,14 @@ def test_unknown_serving_keys_name_the_field(tmp_path) -> None:
         load_config(path)
 
 
-def test_requests_run_on_the_event_loop_unless_they_wait_on_triton_or_threads_are_set() -> None:
+def test_requests_run_on_the_event_loop_but_a_triton_call_on_threads_unless_threads_are_set() -> None:
     serving = load_config(env={}).serving
     assert serving.request_threads is None
-    assert serving.threads_for(local_triton=False) == 0
-    assert serving.threads_for(local_triton=True) == 2
+    assert serving.steps_on_threads(local_triton=False) == (0, False)
+    assert serving.steps_on_threads(local_triton=True) == (2, False)
     canary_on_triton = ServingConfig(triton=TritonConfig(canary_url="ranker-canary:80"))
-    assert canary_on_triton.threads_for(local_triton=False) == 2
+    assert canary_on_triton.steps_on_threads(local_triton=False) == (2, False)
     only_the_shadow = ServingConfig(triton=TritonConfig(shadow_url="ranker-shadow:80"))
-    assert only_the_shadow.threads_for(local_triton=False) == 0  # the shadow ranks on its own threads
-    assert ServingConfig(request_threads=3).threads_for(local_triton=True) == 3
-    assert ServingConfig(request_threads=0).threads_for(local_triton=True) == 0
+    assert only_the_shadow.steps_on_threads(local_triton=False) == (0, False)  # the shadow has its own threads
+    assert ServingConfig(request_threads=3).steps_on_threads(local_triton=True) == (3, True)
+    assert ServingConfig(request_threads=0).steps_on_threads(local_triton=True) == (0, True)
