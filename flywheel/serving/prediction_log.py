@@ -10,15 +10,15 @@ Record (the contract the monitoring and rollout analyses read)::
 Keyed by user_id (a user's records share a partition with the user's events). Sampling is decided
 by the request id (:func:`sampled`), so the champion's and the shadow's records of one request
 are kept or dropped together. :class:`PredictionWriter` appends from a background thread so that
-the request path only enqueues; :func:`read_predictions` reads a topic back.
+the request path only queues; :func:`read_predictions` reads a topic back.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -91,10 +91,13 @@ def new_request_id() -> str:
 
 
 class PredictionWriter:
-    """Appends prediction records to a topic from a daemon thread (the request path only enqueues).
+    """Appends prediction records to a topic from a daemon thread (the request path only queues).
 
-    Records wait at most ``flush_ms`` before they are flushed; :meth:`close` drains the queue.
-    A full queue drops the record and counts it in :attr:`dropped` (logging never blocks serving).
+    The thread wakes every ``flush_ms``, writes what was queued since and flushes, so records wait at
+    most about ``flush_ms``; :meth:`close` writes the rest. Waking per record instead (until
+    2026-12-04) cost a one-client request about 0.5 ms: the thread took the GIL from the event loop
+    at every answer. A full queue drops the record and counts it in :attr:`dropped` (logging never
+    blocks serving).
     """
 
     def __init__(
@@ -103,47 +106,42 @@ class PredictionWriter:
         self.producer = producer
         self.sample_rate = sample_rate
         self.flush_s = flush_ms / 1000.0
+        self.max_queue = max_queue
         self.dropped = 0
         self.written = 0
-        self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(max_queue)
+        self._records: deque[PredictionRecord] = deque()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
     def log(self, record: PredictionRecord) -> bool:
-        """Enqueue ``record`` if its request is sampled; False when it is not logged."""
+        """Queue ``record`` if its request is sampled; False when it is not logged."""
         if not sampled(record.request_id, self.sample_rate):
             return False
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if len(self._records) >= self.max_queue:
             self.dropped += 1
             return False
+        self._records.append(record)
         return True
 
     def _run(self) -> None:
-        pending = 0
-        while True:
-            try:
-                record = self._queue.get(timeout=self.flush_s)
-            except queue.Empty:
-                record = None
-                if pending:
-                    self.producer.flush()
-                    pending = 0
-                continue
-            if record is None:
-                break
+        while not self._closing.wait(self.flush_s):
+            self._write_queued()
+        self._write_queued()
+
+    def _write_queued(self) -> None:
+        records = self._records
+        if not records:
+            return
+        while records:
+            record = records.popleft()
             self.producer.send(record.user_id, record.to_json(), record.timestamp_ms)
             self.written += 1
-            pending += 1
-            if self._queue.empty():
-                self.producer.flush()
-                pending = 0
         self.producer.flush()
 
     def close(self) -> None:
         """Write what is queued, flush and stop the thread."""
-        self._queue.put(None)
+        self._closing.set()
         self._thread.join()
         self.producer.close()
 

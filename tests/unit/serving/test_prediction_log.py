@@ -1,5 +1,7 @@
 """The prediction log: records exactly per the contract, sampling by request id, read back."""
 
+import time
+
 import orjson
 import pytest
 
@@ -75,3 +77,42 @@ def test_records_go_to_the_topic_keyed_by_user_and_read_back(tmp_path) -> None:
         for rec in log.read("predictions", partition, 0):
             by_partition.setdefault(rec.key, set()).add(partition)
     assert all(len(parts) == 1 for parts in by_partition.values())
+
+
+def test_the_writer_batches_records_until_its_flush_interval(tmp_path) -> None:
+    log = LocalEventLog(tmp_path / "log", partitions=2)
+    log.create_topic("predictions")
+    writer = PredictionWriter(log.producer("predictions"), flush_ms=60_000)  # the thread waits a minute
+    records = [_record(f"r{i}") for i in range(20)]
+    for record in records:
+        assert writer.log(record)
+    time.sleep(0.2)
+    assert writer.written == 0  # queued: no write, no wake-up per record
+    writer.close()  # writes what is queued
+    assert writer.written == 20
+    assert sorted(r.request_id for r in read_predictions(log, "predictions")) == sorted(r.request_id for r in records)
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path) -> None:
+    log = LocalEventLog(tmp_path / "log", partitions=1)
+    log.create_topic("predictions")
+    writer = PredictionWriter(log.producer("predictions"), flush_ms=60_000, max_queue=3)
+    kept = [writer.log(_record(f"r{i}")) for i in range(5)]
+    writer.close()
+    assert kept == [True, True, True, False, False]
+    assert writer.dropped == 2 and writer.written == 3
+
+
+def test_records_logged_between_flushes_reach_the_topic_without_close(tmp_path) -> None:
+    log = LocalEventLog(tmp_path / "log", partitions=1)
+    log.create_topic("predictions")
+    writer = PredictionWriter(log.producer("predictions"), flush_ms=20)
+    try:
+        assert writer.log(_record("r1"))
+        deadline, found = time.monotonic() + 5, []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.02)
+            found = [r.request_id for r in read_predictions(log, "predictions", timeout_s=0.5)]
+        assert found == ["r1"]
+    finally:
+        writer.close()
