@@ -104,7 +104,7 @@ class ServingConfig(Section):
     prediction_log_sample_rate: float = Field(default=1.0, ge=0, le=1)
     """Share of requests written to the predictions topic (chosen by request id, so all variants agree)."""
     prediction_log_flush_ms: float = Field(default=200.0, gt=0)
-    """Longest time a prediction record waits in the writer's buffer."""
+    """How often the writer's thread writes the records queued since (about the longest one waits)."""
 
     @field_validator("bundle_dir", "request_threads", mode="before")
     @classmethod
