@@ -5,14 +5,9 @@
 * ``predict``: rank them, in-process or on the Triton predictor;
 * ``postprocess``: the business rules, the prediction log, the shadow's copy, the response.
 
-Where the steps run (``serving.request_threads``, see
-:meth:`~flywheel.config.serving.ServingConfig.steps_on_threads`): on the event loop, KServe's way
-for a model whose steps do not wait on I/O, and the default when ranking in-process (no thread
-hand-off); the ranking on a pool of request threads when it is a call to Triton, so that the loop
-prepares other requests while one waits on the network; or both first steps on the pool, which
-keeps the loop free where the feature store may be slow (torch, faiss and NumPy release the GIL,
-so requests overlap on the cores, at two hand-offs a request). The rules and the response are
-always on the event loop.
+The first two run on the event loop, or on request threads where
+:meth:`ServingConfig.steps_on_threads <flywheel.config.serving.ServingConfig.steps_on_threads>`
+says so (a Triton call; ``serving.request_threads``); the last always on the event loop.
 
 Open Inference Protocol v2 (``/v2/models/recommender/infer``, REST and gRPC) and KServe v1
 (``/v1/models/recommender:predict`` with ``{"instances": [{"user_id": ..., "k": ..., "exclude": [...]}]}``).

@@ -31,8 +31,8 @@ class RankerBackend(Protocol):
 
 class InProcessRanker:
     """The version's ranker in this process: the request path's own scoring
-    (:meth:`~flywheel.models.request_path.RequestPath.ranker_scores`, one TorchScript call: the
-    request threads rank in parallel)."""
+    (:meth:`~flywheel.models.request_path.RequestPath.ranker_scores`, one TorchScript call that
+    releases the GIL: request threads, where the server has them, rank in parallel)."""
 
     name = "in_process"
 

@@ -135,9 +135,20 @@ def test_with_request_threads_those_steps_run_on_them_and_answers_stay_the_same(
         assert answer.outputs[0].data == champion.recommend(user, 3).items
 
 
+@pytest.mark.parametrize("threads", [0, 2], ids=["event_loop", "threads"])
 def test_a_failing_step_is_an_internal_error_on_the_loop_or_a_thread(
-    model: RecommenderModel, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    bundle_dir: Path, features: StaticFeatures, window: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
+    model = RecommenderModel(
+        "recommender",
+        Router(Deployment("recommender", Recommender.from_folder(bundle_dir, features=features))),
+        default_k=10,
+        max_k=100,
+        max_exclude=100,
+        observer=PrometheusObserver(),
+        threads=threads,
+    )
+
     def broken(*args: Any) -> None:
         raise RuntimeError("ranker broke")
 
