@@ -50,6 +50,9 @@ class CandidatesConfig(Section):
     """Most titles in the EASE matrix (the most interacted); it is dense, items x items float32."""
     popular_days: float = Field(default=30.0, gt=0)
     """Window of the popular-now source and the ``content_total_plays`` ranker feature."""
+    popular_min_interactions: int = Field(default=0, ge=0)
+    """Fewest interactions the popular-now window counts: where the last ``popular_days`` hold
+    fewer (sparse or historical data), the window reaches back to the last this many."""
     new_release_days: float = Field(default=180.0, gt=0)
     """A title released within this many days before the query is a new release."""
     index: Literal["auto", "exact", "ivf"] = "auto"

@@ -261,7 +261,9 @@ class RequestPath:
         if found is not None:
             return found
         top_k, cand = self.top_k, self.top_k.config.candidates
-        recent = recent_counts(top_k.times, top_k.rows, self.n_items, as_of_ms, cand.popular_days)
+        recent = recent_counts(
+            top_k.times, top_k.rows, self.n_items, as_of_ms, cand.popular_days, cand.popular_min_interactions
+        )
         ages = release_age_days(top_k.release_ms, as_of_ms)
         scores = {
             "popular_now": np.log1p(recent)[None, :],

@@ -103,10 +103,15 @@ def fit_ease(
     return ItemToItem(np.asarray(content_ids, dtype=object)[keep].astype(str), weights.astype(np.float32))
 
 
-def recent_counts(times_ms: np.ndarray, rows: np.ndarray, n_items: int, as_of_ms: int, days: float) -> np.ndarray:
-    """Interactions per catalog row in ``[as_of - days, as_of)`` (``times_ms`` sorted ascending)."""
+def recent_counts(
+    times_ms: np.ndarray, rows: np.ndarray, n_items: int, as_of_ms: int, days: float, min_interactions: int = 0
+) -> np.ndarray:
+    """Interactions per catalog row in ``[as_of - days, as_of)`` (``times_ms`` sorted ascending),
+    the window reaching further back when it holds fewer than ``min_interactions``: then the last
+    ``min_interactions`` before ``as_of`` (all of them when there are fewer)."""
     lo = int(np.searchsorted(times_ms, as_of_ms - int(days * DAY_MS), side="left"))
     hi = int(np.searchsorted(times_ms, as_of_ms, side="left"))
+    lo = max(0, min(lo, hi - min_interactions))
     return np.bincount(rows[lo:hi], minlength=n_items).astype(np.float32)
 
 

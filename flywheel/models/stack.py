@@ -312,7 +312,9 @@ class Recommender:
         cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for q, t in enumerate(np.asarray(as_of_ms, dtype=np.int64)):
             if int(t) not in cache:
-                recent = recent_counts(self.times, self.rows, n_items, int(t), cand.popular_days)
+                recent = recent_counts(
+                    self.times, self.rows, n_items, int(t), cand.popular_days, cand.popular_min_interactions
+                )
                 ages = release_age_days(self.release_ms, int(t))
                 cache[int(t)] = (np.log1p(recent), new_release_scores(ages, recent, cand.new_release_days))
             popular[q], fresh[q] = cache[int(t)]

@@ -55,6 +55,19 @@ def test_popular_now_counts_only_the_window_before_the_query() -> None:
     assert recent_counts(times, rows, 3, 12 * DAY_MS, days=30).tolist() == [1.0, 2.0, 2.0]
 
 
+def test_popular_now_window_reaches_back_to_its_fewest_interactions() -> None:
+    times = np.array([0, 5, 9, 10, 11]) * DAY_MS
+    rows = np.array([0, 1, 1, 2, 2])
+    # days 9..11 hold one interaction before day 10: the window reaches back to the last three
+    assert recent_counts(times, rows, 3, 10 * DAY_MS, days=1, min_interactions=3).tolist() == [1.0, 2.0, 0.0]
+    assert recent_counts(times, rows, 3, 10 * DAY_MS, days=1, min_interactions=2).tolist() == [0.0, 2.0, 0.0]
+    # a window that holds enough is left as it is; fewer interactions than asked: all of them
+    assert recent_counts(times, rows, 3, 10 * DAY_MS, days=5, min_interactions=1).tolist() == [0.0, 2.0, 0.0]
+    assert recent_counts(times, rows, 3, 10 * DAY_MS, days=1, min_interactions=50).tolist() == [1.0, 2.0, 0.0]
+    # never anything at or after the query
+    assert recent_counts(times, rows, 3, 0, days=1, min_interactions=50).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_new_releases_are_recent_and_released() -> None:
     ages = release_age_days(np.array([0.0, 90.0, 99.0, 120.0, np.nan]) * DAY_MS, 100 * DAY_MS)
     assert ages[:4].tolist() == [100.0, 10.0, 1.0, -20.0]

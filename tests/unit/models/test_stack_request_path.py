@@ -64,6 +64,19 @@ def test_the_request_path_gives_the_batch_answer(bundle, split, catalog) -> None
     assert len(items) == 5  # a cold start gets recommendations
 
 
+def test_the_popular_now_window_reaches_back_the_same_in_both_paths(bundle, split, copies) -> None:
+    """A popular-now window of a few minutes with a floor of interactions: both paths count the
+    last ``popular_min_interactions`` and give the same answers (a ranker reading the sources:
+    the popular-now ranks and z-scores are its inputs)."""
+    update = {"popular_days": 0.001, "popular_min_interactions": 50}
+    floored = replace(bundle, candidates_config=bundle.candidates_config.model_copy(update=update))
+    recommender = Recommender(floored, catalog=copies, train=split.train[split.train["click"] > 0])
+    assert recommender.reads_sources
+    popular = recommender.request_path.time_sources(int(recommender.end_ms)).scores["popular_now"]
+    assert float(np.expm1(popular).sum()) == pytest.approx(50)  # log1p of the counts of the last 50
+    _assert_same_answers(recommender, split)
+
+
 def test_ties_fall_the_same_way_as_in_the_batch_path(bundle, split, copies) -> None:
     recommender = Recommender(bundle, catalog=copies, train=split.train)
     request = recommender.request_path.candidates(recommender.request_path.query(_users(split)[0]), [])
