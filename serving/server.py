@@ -372,9 +372,10 @@ def run_model_server(
     """Serve ``model`` over REST (and gRPC unless ``grpc_port`` is 0) on ``host`` until SIGTERM/SIGINT.
 
     ``access_log`` keeps uvicorn's access line and KServe's latency lines for every request.
-    ``gil_switch_interval_ms`` is this process's GIL switch interval: the request threads hand the
-    GIL back and forth around every NumPy and torch call, and a thread waiting for it waits up to
-    the interval (Python's 5 ms is as long as a whole request).
+    ``gil_switch_interval_ms`` is this process's GIL switch interval: its threads (the event loop,
+    request threads where there are any, the shadow's, the prediction log's) hand the GIL back and
+    forth around every NumPy and torch call, and a thread waiting for it waits up to the interval
+    (Python's 5 ms is as long as a whole request).
     """
     sys.setswitchinterval(gil_switch_interval_ms / 1000)
     try:

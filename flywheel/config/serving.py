@@ -77,8 +77,9 @@ class ServingConfig(Section):
     request already, and the lines cost about a tenth of the server's throughput."""
     gil_switch_interval_ms: float = Field(default=1.0, gt=0)
     """Python's GIL switch interval in the server (``sys.setswitchinterval``; Python's default is 5 ms):
-    the request threads pass the GIL around every NumPy and torch call, and a shorter wait raised
-    the throughput at 8 clients from about 192 to 201 requests/s on 2 cores."""
+    the server's threads (the event loop, the request threads where there are any, the shadow's and
+    the prediction log's) pass the GIL around every NumPy and torch call; with two request threads a
+    shorter wait raised the throughput at 8 clients from about 192 to 201 requests/s on 2 cores."""
     request_threads: int | None = Field(default=None, ge=0)
     """Threads that prepare and rank requests (about one per core: torch, faiss and NumPy release the
     GIL, so requests overlap on the cores, at two thread hand-offs a request); 0: the event loop does
