@@ -81,19 +81,32 @@ def read_state(model_name: str) -> RolloutRecord:
     )
 
 
+def state_tags(state: RolloutRecord) -> list[tuple[str, str]]:
+    """The tags of ``state`` in the order :func:`write_state` writes them.
+
+    MLflow sets one tag at a time and the servers poll between any two, so the order keeps every
+    state they can read in between harmless: a rollout that starts (status ``running``) writes its
+    status last, once its id and fraction are in place; any other state writes its status first,
+    so a rollout that ends stops routing to the canary before anything else changes. A server in
+    between routes as before the write (or, past the status, as after it), never by a mix such as
+    a new status under the old id.
+    """
+    status = (TAG_STATUS, state.status)
+    rest = [
+        (TAG_ID, state.rollout_id or ""),
+        (TAG_FRACTION, repr(float(state.fraction))),
+        (TAG_STAGE, str(state.stage)),
+        (TAG_STAGE_STARTED, str(state.stage_started_ms)),
+        (TAG_CHAMPION, state.champion_version or ""),
+        (TAG_CANARY, state.canary_version or ""),
+    ]
+    return [*rest, status] if state.status == "running" else [status, *rest]
+
+
 def write_state(model_name: str, state: RolloutRecord) -> None:
-    """Record ``state`` in the registered-model tags (the servers poll them)."""
+    """Record ``state`` in the registered-model tags (the servers poll them), in :func:`state_tags`' order."""
     client = _client()
-    values = {
-        TAG_ID: state.rollout_id or "",
-        TAG_STATUS: state.status,
-        TAG_STAGE: str(state.stage),
-        TAG_FRACTION: repr(float(state.fraction)),
-        TAG_STAGE_STARTED: str(state.stage_started_ms),
-        TAG_CHAMPION: state.champion_version or "",
-        TAG_CANARY: state.canary_version or "",
-    }
-    for key, value in values.items():
+    for key, value in state_tags(state):
         client.set_registered_model_tag(model_name, key, value)
 
 

@@ -164,7 +164,7 @@ class Router:
         recommendation = model.finish(routed.prepared)
         latency_ms = (time.perf_counter() - routed.start) * 1000.0
         answer = Answer(
-            request_id, routed.variant, model.version, deployment.rollout.rollout_id, recommendation, latency_ms
+            request_id, routed.variant, model.version, deployment.rollout.live_id, recommendation, latency_ms
         )
         self._log(deployment, answer.variant, model.version, request, request_id, recommendation, latency_ms, None)
         self.observer.answered(answer)
@@ -193,7 +193,7 @@ class Router:
                 model_name=deployment.model_name,
                 model_version=version,
                 variant=variant,
-                rollout_id=deployment.rollout.rollout_id,
+                rollout_id=deployment.rollout.live_id,
                 features=recommendation.features if recommendation else {},
                 items=recommendation.items if recommendation else [],
                 scores=recommendation.scores if recommendation else [],

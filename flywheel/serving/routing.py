@@ -89,6 +89,15 @@ class RolloutState:
         """The fraction of users the canary answers now (0 unless the rollout is running)."""
         return self.fraction if self.status == "running" and self.rollout_id else 0.0
 
+    @property
+    def live_id(self) -> str | None:
+        """The rollout id an answer carries: the rollout's while it runs, None otherwise.
+
+        The evidence of a rollout is the answers that carry its id, so an answer served before
+        the rollout runs or after it ends (everyone on the champion) must not carry it.
+        """
+        return self.rollout_id if self.status == "running" else None
+
 
 NO_ROLLOUT = RolloutState(None, 0.0, 0, "none")
 

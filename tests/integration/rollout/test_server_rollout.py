@@ -18,7 +18,7 @@ from flywheel.serving.client import recommend
 from flywheel.serving.prediction_log import read_predictions
 from flywheel.serving.rollout_registry import analyze_rollout, audit_path, start_rollout
 from flywheel.serving.routing import assign_variant
-from flywheel.simulator.traffic import SimulatedUsers, http_recommender
+from flywheel.simulator.traffic import Served, SimulatedUsers, http_recommender
 from flywheel.simulator.world import build_world
 from tests.support.recommender import write_bundle
 from tests.support.services import model_server
@@ -83,20 +83,31 @@ def test_a_rollout_runs_through_the_real_server(tmp_path: Path, mlflow_uri: Call
             log = LocalEventLog(home / "log", partitions=cfg.event_log.partitions)
             users = SimulatedUsers(world, seed=4, realtime=True)
             producer = log.producer("events")
-            summary = users.run(http_recommender(server.http_url, rollout_id=ROLLOUT), producer, requests=120, k=5)
+            call = http_recommender(server.http_url, rollout_id=ROLLOUT)
+            served: set[str] = set()
+
+            def recommend_and_note(user_id: str, k: int) -> Served:
+                answer = call(user_id, k)
+                served.add(answer.request_id)
+                return answer
+
+            summary = users.run(recommend_and_note, producer, requests=120, k=5)
             users.drain(producer)
             assert summary.failed == 0, summary.last_error
             assert set(summary.by_variant) == {"champion", "canary"}
 
             def logged() -> bool:
-                return sum(r.rollout_id == ROLLOUT for r in read_predictions(log)) >= 120
+                # every answer the users got, not a count: the polls above are in the log too
+                return served <= {r.request_id for r in read_predictions(log) if r.rollout_id == ROLLOUT}
 
             _until(logged, "the prediction log flush")
             step = analyze_rollout(cfg, log)
             evidence = step.evidence
             assert evidence is not None
             canary, champion = evidence.variants["canary"], evidence.variants["champion"]
-            assert canary.requests + champion.requests >= 120
+            # the run's answers and the poll's one canary answer: polls served before the rollout ran carry no id
+            assert champion.requests == summary.by_variant["champion"]
+            assert canary.requests == summary.by_variant["canary"] + 1
             # every title served to the simulated users came back as an impression of its request
             assert canary.impressions == 5 * summary.by_variant["canary"]
             assert champion.impressions == 5 * summary.by_variant["champion"]

@@ -78,7 +78,9 @@ def test_canary_users_get_the_canary_version_and_everything_is_logged(tmp_path, 
 def test_a_rollout_that_is_not_running_sends_everyone_to_the_champion(models) -> None:
     rollout = RolloutState("r-9", 0.5, 2, "rolled_back")
     router = Router(Deployment("recommender", models["v1"], canary=models["v2"], rollout=rollout))
-    assert {router.answer(RecommendRequest(f"u{i}", 3), f"q{i}").variant for i in range(30)} == {"champion"}
+    answers = [router.answer(RecommendRequest(f"u{i}", 3), f"q{i}") for i in range(30)]
+    assert {a.variant for a in answers} == {"champion"}
+    assert {a.rollout_id for a in answers} == {None}  # not part of the ended rollout's evidence
     router.close()
 
 

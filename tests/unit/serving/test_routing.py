@@ -62,6 +62,10 @@ def test_rollout_tags_parse_and_malformed_tags_mean_no_rollout() -> None:
     assert state == RolloutState("r-3", 0.25, 1, "running")
     assert state.canary_fraction == 0.25
     assert rollout_from_tags({**tags, "rollout.status": "promoted"}).canary_fraction == 0.0
+    # answers carry the rollout id only while it runs: the evidence is what was served under it
+    assert state.live_id == "r-3"
+    assert rollout_from_tags({**tags, "rollout.status": "promoted"}).live_id is None
+    assert rollout_from_tags({**tags, "rollout.status": "none"}).live_id is None
     assert rollout_from_tags({**tags, "rollout.fraction": "lots"}) == NO_ROLLOUT
     assert rollout_from_tags({**tags, "rollout.fraction": "1.5"}) == NO_ROLLOUT
     assert rollout_from_tags({}) == NO_ROLLOUT
