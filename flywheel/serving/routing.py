@@ -85,11 +85,6 @@ class RolloutState:
     status: RolloutStatus
 
     @property
-    def canary_fraction(self) -> float:
-        """The fraction of users the canary answers now (0 unless the rollout is running)."""
-        return self.fraction if self.status == "running" and self.rollout_id else 0.0
-
-    @property
     def live_id(self) -> str | None:
         """The rollout id an answer carries: the rollout's while it runs, None otherwise.
 
@@ -97,6 +92,11 @@ class RolloutState:
         the rollout runs or after it ends (everyone on the champion) must not carry it.
         """
         return self.rollout_id if self.status == "running" else None
+
+    @property
+    def canary_fraction(self) -> float:
+        """The fraction of users the canary answers now (0 unless the rollout is running)."""
+        return self.fraction if self.live_id else 0.0
 
 
 NO_ROLLOUT = RolloutState(None, 0.0, 0, "none")
